@@ -1,0 +1,78 @@
+# rlcourse: `make lab` opens the course, `make test` checks all of it.
+# Both create .venv on first use; nothing needs to be installed beforehand but Python >= 3.10.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+CONSTRAINTS := requirements/constraints.txt
+# Torch goes in first and pinned, so no other package can pull a different (multi-GB) build.
+# Elsewhere this resolves to the normal PyPI wheel; pass TORCH_SPEC=... to choose another.
+TORCH_SPEC  ?= torch==2.13.0
+# Exact versions from the lock; `make test-latest` empties this to test the newest releases.
+LOCK_ARGS   ?= -c $(CONSTRAINTS)
+# Jupyter refuses to run as root unless asked (containers often run as root).
+LAB_ARGS    ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+WORKERS     ?= 2
+CELL_TIMEOUT ?= 600
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: install lab test lint unit notebooks build-notebooks readme lock test-latest clean
+
+# ---- environment -------------------------------------------------------------------------
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(LOCK_ARGS) "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed $(LOCK_ARGS) -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+# ---- the course ----------------------------------------------------------------------------
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/index.ipynb $(LAB_ARGS)
+
+# ---- checks --------------------------------------------------------------------------------
+test: install lint unit notebooks
+	@echo "make test: all checks passed"
+
+lint: install
+	$(PY) -m ruff check .
+
+unit: install
+	MPLBACKEND=Agg $(PY) -m pytest tests -n $(WORKERS) --dist loadscope \
+	    --cov=rlcourse --cov-report=term --cov-fail-under=90
+
+# Learner notebooks (exercises blank) and solution notebooks, executed for real.
+notebooks: install
+	@mkdir -p results/notebooks
+	RLCOURSE_RESULTS=$(CURDIR)/results/notebooks $(PY) -m pytest -p no:cacheprovider \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
+	    -n $(WORKERS) --dist loadscope notebooks/*.ipynb notebooks/solutions/*.ipynb
+
+# ---- maintenance ---------------------------------------------------------------------------
+# Regenerate notebooks/*.ipynb and notebooks/solutions/*.ipynb from notebooks/src/*.py.
+build-notebooks: install
+	$(PY) -m rlcourse.build
+
+# Rewrite the README's notebook table from results/notebooks/ (written by `make notebooks`).
+readme: install
+	$(PY) -m rlcourse.results --update-readme README.md
+
+# Re-pin every package to the newest compatible versions (needs the network).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet "$(TORCH_SPEC)"
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	.venv-lock/bin/python tools/write_constraints.py .venv-lock > $(CONSTRAINTS)
+	rm -rf .venv-lock
+
+# What the weekly CI job runs: newest versions within pyproject's ranges, no lock.
+test-latest:
+	rm -rf .venv-latest
+	$(MAKE) test VENV=.venv-latest LOCK_ARGS= TORCH_SPEC="torch>=2.4,<2.14"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .coverage results/*.tmp

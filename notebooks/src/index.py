@@ -1,0 +1,47 @@
+# %% [markdown]
+# # rlcourse: reinforcement learning from bandits to aligned language models
+#
+# Welcome. This course takes you from a multi-armed bandit to aligning a small GPT with a reward
+# model and PPO, with DPO and with GRPO, on a laptop CPU and fully offline. Work through the
+# notebooks in order; each one builds on the previous one.
+#
+# ## Part I: foundations and tabular RL
+#
+# | # | Notebook | You will learn |
+# |---|---|---|
+# | 00 | [Orientation](00_orientation.ipynb) | How the exercises work; the agent–environment loop in gymnasium; termination vs truncation; RL vs supervised learning |
+# | 01 | [Multi-armed bandits](01_bandits.ipynb) | ε-greedy, UCB, Thompson sampling, gradient bandits, non-stationary bandits, regret |
+# | 02 | [MDPs, Bellman and dynamic programming](02_mdp_dp.ipynb) | Returns, V/Q/A, Bellman equations, the matrix solution, policy and value iteration |
+# | 03 | [Model-free prediction and control](03_model_free.ipynb) | MC, TD, n-step, SARSA vs Q-learning, importance sampling, reward shaping |
+#
+# ## How the exercises work
+#
+# * An exercise is a function with a `raise NotImplementedError` line. Replace that line with
+#   your code and run the cell.
+# * The same cell runs a **check**. It prints `[PASS]` when your function is right, `[FAIL]` with
+#   the input that went wrong and a hint when it is not, and `[SKIP]` while you have not started.
+# * If you skip an exercise or it fails, the notebook keeps going with the reference
+#   implementation from the `rlcourse` package and tells you so. Once your function passes, the
+#   rest of the notebook uses **your** code.
+# * Stuck? The worked solutions are in [`solutions/`](solutions/).
+#
+# ## Words
+#
+# The [glossary](../GLOSSARY.md) pairs each English term with the Chinese term that many study
+# notes use, and flags the places where such notes often go wrong.
+#
+# ## Check your setup
+#
+# Run the cell below. It seeds every random generator, picks the device (a CUDA GPU if there is
+# one, else Apple's MPS, else the CPU) and reports the versions of the main libraries.
+
+# %%
+import gymnasium
+import numpy
+import torch
+
+import rlcourse
+
+session = rlcourse.setup(seed=0)
+print(f"numpy {numpy.__version__} | torch {torch.__version__} | gymnasium {gymnasium.__version__}")
+assert int(gymnasium.__version__.split(".")[0]) >= 1, "the course needs gymnasium >= 1.0"

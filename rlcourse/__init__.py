@@ -1,0 +1,21 @@
+"""rlcourse: the tested helper package behind the rlcourse notebooks.
+
+Every notebook starts with ``rlcourse.setup(seed=...)``. The topic modules mirror the notebooks:
+
+========================  =========================================
+notebook                  module
+========================  =========================================
+00 Orientation            :mod:`rlcourse.envs`
+01 Bandits                :mod:`rlcourse.bandits`
+02 MDPs and DP            :mod:`rlcourse.mdp`
+03 Model-free RL          :mod:`rlcourse.tabular`
+========================  =========================================
+
+Exercise checks live in :mod:`rlcourse.checks`, the checking machinery in
+:mod:`rlcourse.exercises`.
+"""
+
+from rlcourse.core import Session, pick_device, seed_everything, setup
+
+__version__ = "0.1.0"
+__all__ = ["Session", "pick_device", "seed_everything", "setup", "__version__"]

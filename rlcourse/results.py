@@ -1,0 +1,110 @@
+"""Headline results of notebook runs, and the README table built from them.
+
+Notebooks call :func:`record` at the end. It writes nothing unless $RLCOURSE_RESULTS names a
+folder (``make notebooks`` sets it), so a learner's own runs never touch the stored results.
+``python -m rlcourse.results --update-readme README.md`` rewrites the README's table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from rlcourse.core import current_session
+from rlcourse.exercises import is_strict
+
+RESULTS_ENV = "RLCOURSE_RESULTS"
+TABLE_START = "<!-- notebook-table:start -->"
+TABLE_END = "<!-- notebook-table:end -->"
+
+
+def record(notebook: str, *, title: str, topics: str, headline: str,
+           metrics: dict[str, float] | None = None) -> dict[str, Any] | None:
+    """Store a notebook's runtime and headline result; returns the record (None if disabled).
+
+    ``headline`` is a short sentence built from the measured numbers; ``metrics`` holds the
+    raw numbers (rounded to 4 significant digits when written).
+    """
+    if not re.fullmatch(r"\d\d_[a-z0-9_]+", notebook):
+        raise ValueError(f"notebook must look like '01_bandits', got {notebook!r}")
+    session = current_session()
+    entry = {
+        "notebook": notebook,
+        "variant": "solution" if is_strict() else "learner",
+        "title": title,
+        "topics": topics,
+        "headline": headline,
+        "seconds": round(session.elapsed(), 1) if session else None,
+        "metrics": {k: float(f"{float(v):.4g}") for k, v in (metrics or {}).items()},
+    }
+    folder = os.environ.get(RESULTS_ENV)
+    if not folder:
+        return None
+    path = Path(folder) / f"{notebook}.{entry['variant']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return entry
+
+
+def load(folder: str | Path) -> list[dict[str, Any]]:
+    """All records in ``folder``, sorted by notebook then variant."""
+    entries = [json.loads(p.read_text(encoding="utf-8")) for p in Path(folder).glob("*.json")]
+    return sorted(entries, key=lambda e: (e["notebook"], e["variant"]))
+
+
+def markdown_table(entries: list[dict[str, Any]]) -> str:
+    """The README's notebook table: one row per notebook (learner run, solution runtime)."""
+    by_nb: dict[str, dict[str, dict[str, Any]]] = {}
+    for e in entries:
+        by_nb.setdefault(e["notebook"], {})[e["variant"]] = e
+    rows = ["| # | Notebook | Topics | Runtime on 2 cores (learner / solution) | Headline result |",
+            "|---|---|---|---|---|"]
+    for nb in sorted(by_nb):
+        variants = by_nb[nb]
+        main = variants.get("solution") or variants["learner"]
+        times = " / ".join(_secs(variants.get(v)) for v in ("learner", "solution"))
+        link = f"[{main['title']}](notebooks/{nb}.ipynb)"
+        rows.append(f"| {nb[:2]} | {link} | {main['topics']} | {times} | {main['headline']} |")
+    return "\n".join(rows)
+
+
+def update_readme(readme: str | Path, folder: str | Path) -> bool:
+    """Replace the table between the README's markers; returns True if the file changed."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{path} has no {TABLE_START} ... {TABLE_END} markers")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    new = f"{head}{TABLE_START}\n{markdown_table(load(folder))}\n{TABLE_END}{tail}"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def _secs(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("seconds") is None:
+        return "n/a"
+    return f"{entry['seconds']:.0f} s"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results/notebooks", help="folder of records")
+    parser.add_argument("--update-readme", metavar="README", help="rewrite this README's table")
+    args = parser.parse_args(argv)
+    if args.update_readme:
+        changed = update_readme(args.update_readme, args.results)
+        print(f"{args.update_readme}: {'table updated' if changed else 'already up to date'}")
+    else:
+        print(markdown_table(load(args.results)))
+
+
+if __name__ == "__main__":
+    main()

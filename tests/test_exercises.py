@@ -1,0 +1,130 @@
+"""The exercise machinery, and the course-wide rules every notebook's exercises follow."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from rlcourse import exercises
+from rlcourse.exercises import CheckFailure, expect_close, expect_true
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "notebooks/src").glob("[0-9][0-9]_*.py"))
+CHECK_CALL = re.compile(r'^(\w+) = check\("([\w.]+)", (\w+)\)\s*$', re.M)
+
+
+def _square(x):
+    return x * x
+
+
+@pytest.fixture
+def demo():
+    def test(fn):
+        expect_close(fn(3), 9, "square of 3")
+
+    exercises.register("demo.square", notebook="99_demo", reference=_square,
+                       hint="multiply x by itself")(test)
+    yield "demo.square"
+    exercises.REGISTRY.pop("demo.square")
+    exercises.strict_mode(False)
+
+
+def test_check_returns_the_learners_function_when_it_passes(demo, capsys):
+    mine = lambda x: x ** 2
+    assert exercises.check(demo, mine) is mine
+    assert "[PASS]" in capsys.readouterr().out
+
+
+def test_blank_falls_back_to_the_reference_with_a_message(demo, capsys):
+    def blank(x):
+        raise NotImplementedError
+
+    assert exercises.check(demo, blank) is _square
+    out = capsys.readouterr().out
+    assert "[SKIP]" in out and "tests.test_exercises._square" in out
+
+
+def test_wrong_answer_reports_input_expected_and_hint(demo, capsys):
+    assert exercises.check(demo, lambda x: 2 * x) is _square
+    out = capsys.readouterr().out
+    assert "[FAIL]" in out and "square of 3" in out and "expected 9" in out
+    assert "got 6" in out and "multiply x by itself" in out
+
+
+def test_crashing_answer_is_reported_not_raised(demo):
+    result = exercises.evaluate(demo, lambda x: x.nope)
+    assert result.status == "failed" and "AttributeError" in result.message
+    assert exercises.evaluate(demo, 42).status == "failed"
+
+
+def test_strict_mode_raises_on_blank_and_wrong(demo):
+    exercises.strict_mode()
+    with pytest.raises(exercises.ExerciseFailed, match="blank"):
+        exercises.check(demo, lambda x: (_ for _ in ()).throw(NotImplementedError()))
+    with pytest.raises(exercises.ExerciseFailed, match="failed"):
+        exercises.check(demo, lambda x: x)
+    assert exercises.check(demo, _square) is _square
+
+
+def test_unknown_exercise_lists_the_known_ones(demo):
+    with pytest.raises(KeyError, match="demo.square"):
+        exercises.get("demo.sqaure")
+
+
+def test_registering_twice_is_an_error(demo):
+    with pytest.raises(ValueError, match="twice"):
+        exercises.register(demo, notebook="99_demo", reference=_square, hint="")(lambda f: None)
+
+
+def test_expect_helpers():
+    with pytest.raises(CheckFailure, match="shape"):
+        expect_close([1, 2], [1, 2, 3], "v")
+    with pytest.raises(CheckFailure, match="could not read"):
+        expect_close("abc", 1.0, "v")
+    with pytest.raises(CheckFailure, match="nan|expected"):
+        expect_close(float("nan"), 1.0, "v")
+    expect_close(1.0 + 1e-9, 1.0, "v")
+    with pytest.raises(CheckFailure, match="boom"):
+        expect_true(False, "boom")
+
+
+# ---- course-wide rules ------------------------------------------------------------------
+
+def _honesty_tables() -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for path in sorted((ROOT / "tests").glob("test_checks_*.py")):
+        module = importlib.import_module(f"tests.{path.stem}")
+        for name, wrongs in module.WRONG_ANSWERS.items():
+            assert name not in table, f"{name} listed in two honesty tests"
+            table[name] = wrongs
+    return table
+
+
+def test_every_registered_exercise_has_an_honesty_test_with_a_wrong_answer():
+    exercises._load_checks()
+    table = _honesty_tables()
+    for name in exercises.REGISTRY:
+        if name.startswith("demo."):
+            continue
+        assert name in table, f"{name} has no entry in any tests/test_checks_*.py WRONG_ANSWERS"
+        assert len(table[name]) >= 1, f"{name} needs at least one plausible wrong answer"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_notebook_exercises_are_checked_and_registered(src):
+    exercises._load_checks()
+    text = src.read_text()
+    calls = CHECK_CALL.findall(text)
+    assert len(calls) >= 3, f"{src.name}: at least 3 checked exercises"
+    for target, name, arg in calls:
+        assert target == arg, f"{src.name}: `{target} = check(..., {arg})` must rebind {arg}"
+        assert name in exercises.REGISTRY, f"{src.name}: unknown exercise {name}"
+        assert exercises.REGISTRY[name].notebook == src.stem, f"{name} belongs elsewhere"
+    registered = {n for n, ex in exercises.REGISTRY.items() if ex.notebook == src.stem}
+    assert registered == {name for _, name, _ in calls}, "registered but unused exercises"
+    for cell in text.split("# %%"):
+        if "### BEGIN SOLUTION" in cell:
+            assert CHECK_CALL.search(cell), "each exercise cell must end with its check"

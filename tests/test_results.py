@@ -1,0 +1,58 @@
+"""Notebook result records and the README table built from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import rlcourse
+from rlcourse import exercises, results
+
+ARGS = dict(title="Bandits", topics="UCB", headline="1.40 reward", metrics={"r": 1.40123456})
+
+
+def test_record_writes_nothing_without_the_env_var(monkeypatch, tmp_path):
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
+    assert results.record("01_bandits", **ARGS) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_writes_one_file_per_variant(monkeypatch, tmp_path):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    rlcourse.setup(seed=0, verbose=False)
+    entry = results.record("01_bandits", **ARGS)
+    assert entry["variant"] == "learner" and entry["metrics"] == {"r": 1.401}
+    exercises.strict_mode()
+    try:
+        results.record("01_bandits", **ARGS)
+    finally:
+        exercises.strict_mode(False)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["01_bandits.learner.json", "01_bandits.solution.json"]
+    stored = json.loads((tmp_path / "01_bandits.solution.json").read_text())
+    assert stored["variant"] == "solution" and stored["seconds"] >= 0
+
+
+def test_bad_notebook_name():
+    with pytest.raises(ValueError, match="01_bandits"):
+        results.record("bandits", **ARGS)
+
+
+def test_readme_table_round_trip(monkeypatch, tmp_path):
+    folder = tmp_path / "res"
+    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
+    rlcourse.setup(seed=0, verbose=False)
+    results.record("01_bandits", **ARGS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results.TABLE_START}\nold\n{results.TABLE_END}\noutro\n")
+    assert results.update_readme(readme, folder) is True
+    text = readme.read_text()
+    assert "| 01 | [Bandits](notebooks/01_bandits.ipynb) | UCB |" in text
+    assert "1.40 reward" in text and "old" not in text and text.endswith("outro\n")
+    assert results.update_readme(readme, folder) is False
+    results.main(["--results", str(folder), "--update-readme", str(readme)])
+    results.main(["--results", str(folder)])
+    (tmp_path / "bad.md").write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        results.update_readme(tmp_path / "bad.md", folder)
