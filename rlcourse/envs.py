@@ -182,6 +182,8 @@ class Trajectory:
     @property
     def next_observations(self) -> np.ndarray:
         """[T, *obs_shape]: s_{t+1} for each step (the last one is ``final_observation``)."""
+        if self.final_observation is None:
+            raise ValueError("this trajectory has no final_observation, so s_T is unknown")
         final = np.asarray(self.final_observation)[None]
         return np.concatenate([self.observations[1:], final.astype(self.observations.dtype)])
 
