@@ -177,19 +177,23 @@ def reaches_terminal(P_pi: np.ndarray, terminal: np.ndarray) -> np.ndarray:
 def evaluate_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
     """Exact V^pi [S] from the linear system (I - gamma P_pi) V = R_pi, via ``solve``.
 
-    Terminal states are fixed at 0 and left out of the system, so gamma = 1 works for policies
-    that reach a terminal state with probability 1 (otherwise a ``ValueError`` says which
-    states never terminate).
+    Terminal states are fixed at 0 and left out of the system. With gamma = 1 the states that
+    can never reach a terminal state are fixed at 0 too, provided they collect no reward (e.g.
+    the unreachable wall cells of the GridWorld); if they do, the return is an endless sum and
+    a ``ValueError`` names them.
     """
     P_pi, R_pi = policy_matrices(mdp, pi)
-    live = ~mdp.terminal
+    fixed = mdp.terminal.copy()
     if mdp.gamma == 1.0:
-        stuck = np.flatnonzero(~reaches_terminal(P_pi, mdp.terminal))
-        if stuck.size:
+        never = ~reaches_terminal(P_pi, mdp.terminal)
+        paid = np.flatnonzero(never & (R_pi != 0.0))
+        if paid.size:
             raise ValueError(
-                "I - gamma P_pi is singular: with gamma = 1 every state must reach a terminal "
-                f"state, but states {stuck[:10].tolist()} never do under this policy "
-                "(use gamma < 1 for continuing tasks)")
+                "I - gamma P_pi is singular: with gamma = 1 the policy must reach a terminal "
+                f"state, but from states {np.flatnonzero(never)[:10].tolist()} it never does "
+                "and it keeps collecting reward (use gamma < 1 for continuing tasks)")
+        fixed |= never
+    live = ~fixed
     A = np.eye(live.sum()) - mdp.gamma * P_pi[np.ix_(live, live)]
     V = np.zeros(mdp.n_states)
     V[live] = np.linalg.solve(A, R_pi[live])
@@ -419,19 +423,23 @@ def random_stochastic_matrix(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def time_policy_evaluation(sizes: Sequence[int], rng: np.random.Generator,
                            gamma: float = 0.9, repeats: int = 3) -> np.ndarray:
-    """Best-of-``repeats`` seconds of ``solve((I - gamma P_pi), R_pi)`` for each size n."""
+    """Best-of-``repeats`` seconds of ``solve((I - gamma P_pi), R_pi)`` for each size n.
+
+    The sizes are timed in turn, round after round, so that a burst of load from other
+    processes inflates one round of every size rather than all rounds of one size.
+    """
     gamma = check_gamma(gamma)
-    out = []
-    for n in sizes:
-        P_pi, R_pi = random_stochastic_matrix(n, rng), rng.standard_normal(n)
-        A = np.eye(n) - gamma * P_pi
-        best = np.inf
-        for _ in range(check_positive_int(repeats, "repeats")):
+    repeats = check_positive_int(repeats, "repeats")
+    systems = [(np.eye(n) - gamma * random_stochastic_matrix(n, rng), rng.standard_normal(n))
+               for n in sizes]
+    np.linalg.solve(np.eye(64) + 0.5, np.ones(64))  # warm up BLAS threads before timing
+    best = np.full(len(systems), np.inf)
+    for _ in range(repeats):
+        for i, (A, b) in enumerate(systems):
             t0 = time.perf_counter()
-            np.linalg.solve(A, R_pi)
-            best = min(best, time.perf_counter() - t0)
-        out.append(best)
-    return np.array(out)
+            np.linalg.solve(A, b)
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
 
 
 def loglog_slope(x: Any, y: Any) -> float:
@@ -463,7 +471,9 @@ def plot_value_grid(V: Any, shape: tuple[int, int], pi: Any = None, *,
     if ax is None:
         _, ax = plt.subplots(figsize=(1.1 * n_cols + 1.5, 1.1 * n_rows))
     grid = np.ma.masked_array(V.reshape(shape), mask.reshape(shape))
-    im = ax.imshow(grid, cmap="viridis")
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("lightgrey")
+    im = ax.imshow(grid, cmap=cmap)
     ax.figure.colorbar(im, ax=ax, label="value")
     for s in range(V.size):
         r, c = divmod(s, n_cols)

@@ -19,7 +19,8 @@ WRONG_ANSWERS = {
         "no terminal mask": lambda r, q1, q2, t, g: r + g * torch.minimum(q1, q2),
     },
     "wider.uct_score": {
-        "no square root": lambda v, n, p, c=1.4: math.inf if n == 0 else v / n + c * math.log(p) / n,
+        "no square root": lambda v, n, p, c=1.4: (
+            math.inf if n == 0 else v / n + c * math.log(p) / n),
         "visits swapped": lambda v, n, p, c=1.4: (
             math.inf if n == 0 else v / n + c * math.sqrt(math.log(n) / p)),
     },
