@@ -69,6 +69,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m rlcourse.bench",
                                      description=__doc__.strip().splitlines()[0])
     parser.add_argument("algo", choices=sorted(ALGOS))

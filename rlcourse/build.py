@@ -110,6 +110,7 @@ def stale(root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: build (or with --check, verify) the notebooks."""
     parser = argparse.ArgumentParser(description="Build notebooks from notebooks/src.")
     parser.add_argument("--check", action="store_true", help="fail if any notebook is stale")
     parser.add_argument("--root", default=".", help="repository root")

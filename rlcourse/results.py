@@ -95,6 +95,7 @@ def _secs(entry: dict[str, Any] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: print the table or update the README."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results/notebooks", help="folder of records")
     parser.add_argument("--update-readme", metavar="README", help="rewrite this README's table")

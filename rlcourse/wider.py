@@ -84,6 +84,7 @@ def to_move(board: Board) -> int:
 
 
 def legal_moves(board: Board) -> list[int]:
+    """Indices of the empty cells."""
     return [i for i, v in enumerate(board) if v == 0]
 
 
