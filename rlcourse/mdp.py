@@ -422,23 +422,35 @@ def random_stochastic_matrix(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def time_policy_evaluation(sizes: Sequence[int], rng: np.random.Generator,
-                           gamma: float = 0.9, repeats: int = 3) -> np.ndarray:
-    """Best-of-``repeats`` seconds of ``solve((I - gamma P_pi), R_pi)`` for each size n.
+                           gamma: float = 0.9, repeats: int = 3, *, method: str = "solve",
+                           threads: int = 1) -> np.ndarray:
+    """Best-of-``repeats`` seconds to solve (I - gamma P_pi) V = R_pi for each size n.
 
-    The sizes are timed in turn, round after round, so that a burst of load from other
-    processes inflates one round of every size rather than all rounds of one size.
+    ``method`` is 'solve' (LU factorisation, what ``np.linalg.solve`` does) or 'inv' (form the
+    inverse, then multiply). The timing runs the same LAPACK routines through torch with a
+    fixed number of ``threads`` (default 1): multithreaded BLAS on a busy machine gives
+    erratic times, a single thread gives the algorithm's cost. The sizes are timed in turn,
+    round after round, so a burst of load inflates one round of every size, not one size.
     """
+    import torch
+
     gamma = check_gamma(gamma)
     repeats = check_positive_int(repeats, "repeats")
-    systems = [(np.eye(n) - gamma * random_stochastic_matrix(n, rng), rng.standard_normal(n))
-               for n in sizes]
-    np.linalg.solve(np.eye(64) + 0.5, np.ones(64))  # warm up BLAS threads before timing
-    best = np.full(len(systems), np.inf)
-    for _ in range(repeats):
-        for i, (A, b) in enumerate(systems):
-            t0 = time.perf_counter()
-            np.linalg.solve(A, b)
-            best[i] = min(best[i], time.perf_counter() - t0)
+    if method not in ("solve", "inv"):
+        raise ValueError(f"method must be 'solve' or 'inv', got {method!r}")
+    systems = [(torch.from_numpy(np.eye(n) - gamma * random_stochastic_matrix(n, rng)),
+                torch.from_numpy(rng.standard_normal((n, 1)))) for n in sizes]
+    before = torch.get_num_threads()
+    torch.set_num_threads(check_positive_int(threads, "threads"))
+    try:
+        best = np.full(len(systems), np.inf)
+        for _ in range(repeats):
+            for i, (A, b) in enumerate(systems):
+                t0 = time.perf_counter()
+                torch.linalg.solve(A, b) if method == "solve" else torch.linalg.inv(A) @ b
+                best[i] = min(best[i], time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
     return best
 
 
@@ -471,8 +483,7 @@ def plot_value_grid(V: Any, shape: tuple[int, int], pi: Any = None, *,
     if ax is None:
         _, ax = plt.subplots(figsize=(1.1 * n_cols + 1.5, 1.1 * n_rows))
     grid = np.ma.masked_array(V.reshape(shape), mask.reshape(shape))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     im = ax.imshow(grid, cmap=cmap)
     ax.figure.colorbar(im, ax=ax, label="value")
     for s in range(V.size):
