@@ -86,8 +86,10 @@ def register(name: str, *, notebook: str, reference: Callable[..., Any], hint: s
 
 def get(name: str) -> Exercise:
     """The registered exercise called ``name`` (a clear error for unknown names)."""
-    _load_checks()
     if name not in REGISTRY:
+        _load_checks(name.split(".")[0])
+    if name not in REGISTRY:
+        _load_checks()
         known = ", ".join(sorted(REGISTRY))
         raise KeyError(f"no exercise called {name!r}. Known exercises: {known}")
     return REGISTRY[name]
@@ -143,8 +145,15 @@ def is_strict() -> bool:
     return _strict
 
 
-def _load_checks() -> None:
-    importlib.import_module("rlcourse.checks")
+def _load_checks(topic: str | None = None) -> None:
+    """Import the checks of one topic (``rlcourse.checks.<topic>``), or all of them."""
+    if topic is not None:
+        try:
+            importlib.import_module(f"rlcourse.checks.{topic}")
+        except ModuleNotFoundError:
+            pass
+        return
+    importlib.import_module("rlcourse.checks").load_all()
 
 
 # ---- helpers for writing checks --------------------------------------------------------------
