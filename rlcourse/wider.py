@@ -7,6 +7,7 @@ checks and a compact Monte-Carlo tree search (UCT) that plays tic-tac-toe.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,9 +112,19 @@ def _rollout(board: Board, rng: np.random.Generator) -> int:
     return w
 
 
-def mcts_move(board: Board, n_simulations: int, rng: np.random.Generator, c: float = 1.4) -> int:
-    """Pick a move for the player to move with UCT search and random rollouts."""
+ScoreFn = Callable[[float, int, int, float], float]  # (value_sum, visits, parent_visits, c)
+
+
+def mcts_move(board: Board, n_simulations: int, rng: np.random.Generator, c: float = 1.4,
+              score: ScoreFn = uct_score) -> int:
+    """Pick a move for the player to move with UCT search and random rollouts.
+
+    ``score(value_sum, visits, parent_visits, c)`` ranks children during selection (default
+    :func:`uct_score`; a notebook passes the learner's version here).
+    """
     check_positive_int(n_simulations, "n_simulations")
+    if not callable(score):
+        raise TypeError(f"score must be a function, got {type(score).__name__}")
     if winner(board) is not None:
         raise ValueError("the game is already over")
     root = _Node(board)
@@ -121,7 +132,7 @@ def mcts_move(board: Board, n_simulations: int, rng: np.random.Generator, c: flo
         node, path = root, [root]
         while winner(node.board) is None and len(node.children) == len(legal_moves(node.board)):
             node = max(node.children.values(),
-                       key=lambda ch: uct_score(ch.value_sum, ch.visits, node.visits, c))
+                       key=lambda ch: score(ch.value_sum, ch.visits, node.visits, c))
             path.append(node)
         if winner(node.board) is None:  # expand one untried move
             move = next(m for m in legal_moves(node.board) if m not in node.children)
@@ -136,12 +147,16 @@ def mcts_move(board: Board, n_simulations: int, rng: np.random.Generator, c: flo
     return max(root.children, key=lambda m: root.children[m].visits)
 
 
-def play_game(x_sims: int | None, o_sims: int | None, rng: np.random.Generator) -> int:
-    """One game; each side is MCTS with that many simulations, or random if None."""
+def play_game(x_sims: int | None, o_sims: int | None, rng: np.random.Generator,
+              score: ScoreFn = uct_score) -> int:
+    """One game; each side is MCTS with that many simulations, or random if None.
+
+    Returns the winner (1 = X, -1 = O) or 0 for a draw. ``score`` is passed to :func:`mcts_move`.
+    """
     board: Board = (0,) * 9
     while winner(board) is None:
         sims = x_sims if to_move(board) == 1 else o_sims
         move = (int(rng.choice(legal_moves(board))) if sims is None
-                else mcts_move(board, sims, rng))
+                else mcts_move(board, sims, rng, score=score))
         board = play(board, move)
     return winner(board)

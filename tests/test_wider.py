@@ -78,6 +78,25 @@ def test_mcts_never_loses_to_random_play():
     assert results.count(-1) == 0 and results.count(1) >= 17
 
 
+def test_mcts_uses_the_score_function_it_is_given():
+    calls = []
+
+    def counting(value_sum, visits, parent_visits, c):
+        calls.append((visits, parent_visits))
+        return wider.uct_score(value_sum, visits, parent_visits, c)
+
+    board = (1, 0, 0, -1, -1, 0, 1, 0, 0)
+    same = wider.mcts_move(board, 150, np.random.default_rng(3), score=counting)
+    assert calls and same == wider.mcts_move(board, 150, np.random.default_rng(3))
+    games = [wider.play_game(20, None, np.random.default_rng(s), score=counting) for s in (0, 1)]
+    assert games == [wider.play_game(20, None, np.random.default_rng(s)) for s in (0, 1)]
+    # a score that ignores values and always prefers the lowest-visit child is a different search
+    blind = [wider.play_game(20, None, np.random.default_rng(s), score=lambda v, n, p, c: -n)
+             for s in range(30)]
+    assert blind.count(1) < sum(wider.play_game(20, None, np.random.default_rng(s)) == 1
+                                for s in range(30))
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="illegal move"):
         wider.play((1,) + (0,) * 8, 0)
@@ -94,5 +113,7 @@ def test_bad_inputs():
                          torch.zeros(2, dtype=torch.bool), 0.9)
     with pytest.raises(ValueError, match="lr"):
         wider.lagrange_step(0, 1, 1, lr=0)
+    with pytest.raises(TypeError, match="score must be a function"):
+        wider.mcts_move((0,) * 9, 10, np.random.default_rng(0), score=1.4)
     with pytest.raises(TypeError, match="n_simulations"):
         wider.mcts_move((0,) * 9, 1.5, np.random.default_rng(0))
