@@ -35,13 +35,25 @@ def clipped_surrogate(logp: Tensor, logp_old: Tensor, adv: Tensor, clip_eps: flo
                          f"adv {tuple(adv.shape)} must have the same shape")
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()
-    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
-    loss = -masked_mean(surrogate, mask)
+    loss = -masked_mean(clipped_objective(ratio, adv, eps), mask)
     with torch.no_grad():
         clipped = ((ratio - 1).abs() > eps).to(adv.dtype)
         stats = {"clip_fraction": float(masked_mean(clipped, mask)),
                  "approx_kl": float(masked_mean(kl_k3(log_ratio), mask))}
     return loss, stats
+
+
+def clipped_objective(ratio: Tensor, adv: Tensor, clip_eps: float = 0.2) -> Tensor:
+    """Per-sample PPO-clip objective  min(r A, clip(r, 1-eps, 1+eps) A)  (to maximise).
+
+    Elementwise; ``ratio`` and ``adv`` have the same shape. The clip acts on the ratio, never
+    on the advantage or the gradient.
+    """
+    eps = check_in_range(clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+    if ratio.shape != adv.shape:
+        raise ValueError(f"ratio {tuple(ratio.shape)} and adv {tuple(adv.shape)} must have the "
+                         "same shape")
+    return torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
 
 
 def clipped_value_loss(values: Tensor, old_values: Tensor, targets: Tensor,
@@ -151,6 +163,92 @@ def ppo_loss(policy_loss: Tensor, value_loss: Tensor, entropy: Tensor, vf_coef: 
         raise ValueError(f"vf_coef and ent_coef must be >= 0, got {vf_coef}, {ent_coef}")
     return policy_loss + vf_coef * value_loss - ent_coef * entropy
 
+
+
+# ---- KL directions, the surrogate's accuracy, the natural gradient (small exact problems) ---
+
+def fit_gaussian_kl(xs: Tensor, log_p: Tensor, direction: str, mu0: float = 0.0,
+                    sigma0: float = 1.0, steps: int = 400, lr: float = 0.05
+                    ) -> tuple[float, float]:
+    """Fit N(mu, sigma^2) to a target on a grid by gradient descent on a KL; returns (mu, sigma).
+
+    ``xs`` [G] is an evenly spaced grid and ``log_p`` [G] the target's log-probabilities on it
+    (normalised over the grid). ``direction="forward"`` minimises KL(p || q) (mass-covering,
+    what maximum likelihood does), ``"reverse"`` minimises KL(q || p) (mode-seeking).
+    """
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
+    if xs.shape != log_p.shape or xs.ndim != 1:
+        raise ValueError(f"xs {tuple(xs.shape)} and log_p {tuple(log_p.shape)} must be equal "
+                         "1-D shapes")
+    mu = torch.tensor(float(mu0), dtype=xs.dtype, requires_grad=True)
+    log_sigma = torch.tensor(float(np.log(sigma0)), dtype=xs.dtype, requires_grad=True)
+    opt = torch.optim.Adam([mu, log_sigma], lr=lr)
+    for _ in range(check_positive_int(steps, "steps")):
+        log_q = torch.log_softmax(-0.5 * ((xs - mu) / log_sigma.exp()) ** 2, 0)
+        first, second = (log_p, log_q) if direction == "forward" else (log_q, log_p)
+        kl = (first.exp() * (first - second)).sum()
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    return float(mu.detach()), float(log_sigma.detach().exp())
+
+
+def tabular_values(P: Tensor, R: Tensor, gamma: float, pi: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact V [S] and Q [S, A] of policy ``pi`` [S, A] in an MDP (P [S, A, S], R [S, A]).
+
+    Solves (I - gamma P_pi) V = r_pi; differentiable in ``pi`` (needs gamma < 1).
+    """
+    gamma = check_in_range(gamma, "gamma", 0.0, 1.0, high_open=True)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    V = torch.linalg.solve(torch.eye(P.shape[0], dtype=P.dtype) - gamma * P_pi,
+                           (pi * R).sum(1))
+    return V, R + gamma * P @ V
+
+
+def state_visitation(P: Tensor, gamma: float, pi: Tensor, rho0: Tensor) -> Tensor:
+    """Discounted state distribution d(s) = (1 - gamma) sum_t gamma^t Pr(s_t = s). [S]."""
+    gamma = check_in_range(gamma, "gamma", 0.0, 1.0, high_open=True)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    eye = torch.eye(P.shape[0], dtype=P.dtype)
+    return (1 - gamma) * torch.linalg.solve((eye - gamma * P_pi).T, rho0)
+
+
+def surrogate_gain(P: Tensor, R: Tensor, gamma: float, rho0: Tensor, pi_old: Tensor,
+                   pi: Tensor, exact: bool = False) -> Tensor:
+    """Predicted J(pi) - J(pi_old) = E_{s ~ d, a ~ pi_old}[ pi/pi_old * A_old ] / (1 - gamma).
+
+    With ``exact=False``, d is pi_old's state distribution (the TRPO/PPO surrogate, first-order
+    accurate); with ``exact=True`` it is pi's own, which makes it an identity (the performance
+    difference lemma).
+    """
+    V, Q = tabular_values(P, R, gamma, pi_old)
+    adv = Q - V[:, None]
+    d = state_visitation(P, gamma, pi if exact else pi_old, rho0)
+    weighted = pi_old * (pi / pi_old) * adv  # importance weights over actions, written out
+    return (d * weighted.sum(1)).sum() / (1 - gamma)
+
+
+def softmax_fisher(logits: Tensor) -> Tensor:
+    """Fisher information of a softmax policy in its logits: diag(p) - p p^T. [A] -> [A, A]."""
+    p = torch.softmax(logits, -1)
+    return torch.diag(p) - torch.outer(p, p)
+
+
+def natural_gradient_step(logits: Tensor, grad: Tensor, max_kl: float) -> Tensor:
+    """The TRPO step for one softmax: F^+ g scaled so that  0.5 d^T F d = max_kl. [A] -> [A].
+
+    ``F^+`` is the pseudo-inverse (F is singular: adding a constant to all logits changes
+    nothing). To second order the step changes the policy by KL = ``max_kl``.
+    """
+    if max_kl <= 0:
+        raise ValueError(f"max_kl must be > 0, got {max_kl}")
+    F = softmax_fisher(logits)
+    direction = torch.linalg.pinv(F) @ grad
+    curvature = direction @ F @ direction
+    if float(curvature) <= 0:
+        return torch.zeros_like(logits)
+    return direction * torch.sqrt(2 * max_kl / curvature)
 
 # ---- the agent and its training loop ------------------------------------------------------
 
@@ -357,7 +455,7 @@ def update(agent: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, adv: Ten
                 nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
             opt.step()
             for key, val in (("clip_fraction", clip_frac), ("entropy", ent), ("value_loss", vl)):
-                sums[key] += float(val)
+                sums[key] += float(val.detach()) if torch.is_tensor(val) else val
             count += 1
         epochs += 1
         with torch.no_grad():
@@ -381,7 +479,8 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
     obs_dim, n_actions = deeprl.check_env_for("PPO", envs)
     agent = ActorCritic(obs_dim, n_actions, cfg.hidden).to(device)
-    opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5)
+    fused = torch.device(device).type in ("cpu", "cuda")  # one kernel for all parameters
+    opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5, fused=fused)
     generator = torch.Generator(device=device).manual_seed(seed)
     obs, _ = envs.reset(seed=seed)
     run = _Run(envs, obs, deeprl.StepMask(cfg.num_envs),

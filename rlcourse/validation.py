@@ -21,7 +21,10 @@ def check_gamma(gamma: float, name: str = "gamma") -> float:
 def check_in_range(value: float, name: str, low: float, high: float,
                    low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as a float if it lies in the interval, else raise ``ValueError``."""
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
     ok_low = v > low if low_open else v >= low
     ok_high = v < high if high_open else v <= high
     if not (ok_low and ok_high) or np.isnan(v):

@@ -27,6 +27,8 @@ def test_ranges_and_ints():
         v.check_in_range(0, "eps", 0, 1, low_open=True)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         v.check_in_range(1, "eps", 0, 1, high_open=True)
+    with pytest.raises(TypeError, match="eps must be a number"):
+        v.check_in_range("big", "eps", 0, 1)
     assert v.check_positive_int(np.int64(3), "n") == 3
     with pytest.raises(TypeError, match="n must be a positive integer"):
         v.check_positive_int(2.0, "n")
