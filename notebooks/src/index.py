@@ -14,6 +14,16 @@
 # | 02 | [MDPs, Bellman and dynamic programming](02_mdp_dp.ipynb) | Returns, V/Q/A, Bellman equations, the matrix solution, policy and value iteration |
 # | 03 | [Model-free prediction and control](03_model_free.ipynb) | MC, TD, n-step, SARSA vs Q-learning, importance sampling, reward shaping |
 #
+# ## Part II: deep reinforcement learning
+#
+# | # | Notebook | You will learn |
+# |---|---|---|
+# | 04 | [DQN](04_dqn.ipynb) | Q-networks, replay, target networks, terminal vs truncated targets, Double and dueling DQN |
+# | 05 | [Policy gradients](05_policy_gradients.ipynb) | The log-derivative trick, REINFORCE, reward-to-go, baselines and variance |
+# | 06 | [Actor-critic and GAE](06_actor_critic_gae.ipynb) | A2C, n-step advantages, GAE and its λ limits, critic targets |
+# | 07 | [Trust regions and PPO](07_ppo.ipynb) | KL divergence, the importance-weighted surrogate, TRPO's idea, PPO-clip and its tricks |
+# | 08 | [The wider map](08_wider_map.ipynb) | SAC, TD3, multi-agent RL, offline RL, safe RL, MCTS and self-play |
+#
 # ## How the exercises work
 #
 # * An exercise is a function with a `raise NotImplementedError` line. Replace that line with
