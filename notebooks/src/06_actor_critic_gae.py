@@ -1,0 +1,748 @@
+# %% [markdown]
+# # 06 · Actor-critic and GAE
+#
+# REINFORCE (notebook 05) weights every log-probability by a whole Monte-Carlo return, which
+# is unbiased but noisy. An **actor-critic** method learns a second network, the *critic*
+# $V_\phi(s)$, and uses it twice: as a baseline, and to *bootstrap* (to replace the rest of a
+# return by an estimate). This notebook builds the estimators that sit between "one TD error"
+# and "the whole return" (n-step returns and GAE), gets the episode-end masks right, and
+# trains A2C on CartPole.
+#
+# **Learning goals.** After this notebook you can
+# 1. write the policy gradient with the advantage $A^\pi(s,a)$ and explain why the TD error
+#    $\delta_t$ is a one-sample estimate of it;
+# 2. compute TD errors, n-step returns and GAE on a batch `[B, T]` with terminal and
+#    truncation masks, and prove the telescoping identity and the two limits of GAE
+#    ($\lambda=0$: TD, $\lambda=1$: Monte Carlo) numerically;
+# 3. reproduce the worked example W-01 (returns 2.8 / 2 / 0, GAE for four values of $\lambda$);
+# 4. compare the three critic targets (Monte-Carlo return, TD(0) target, $\lambda$-return) by
+#    their bias and variance;
+# 5. write the A2C loss (actor, critic, entropy) with the right `detach`es and train A2C on
+#    vector environments until CartPole is solved;
+# 6. explain why a time-limit truncation must be bootstrapped, and measure the bias of a
+#    CartPole critic that treats truncation as termination;
+# 7. run a $\lambda$ sweep and read it against the bias-variance picture.
+#
+# **Conventions.** Arrays are aligned by step: `rewards[:, t]` is the reward that follows
+# `actions[:, t]` (the theory's $r_{t+1}$; here we write $r_t$ to match the code),
+# `values[:, t]` $=V(s_t)$ and `next_values[:, t]` $=V(s_{t+1})$. Everything is a padded
+# `[batch, time]` tensor, the layout of `rlcourse.advantages` that Part III reuses for
+# language models; a vector-env rollout `[T, N]` is transposed to `[N, T]`.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import rlcourse
+import rlcourse.results
+from rlcourse import actor_critic, advantages, deeprl
+from rlcourse.exercises import check
+from rlcourse.plotting import plot_curves
+from tqdm.auto import tqdm
+
+session = rlcourse.setup(seed=0)
+cpu_start = time.process_time()
+
+# %% [markdown]
+# ## 1. From REINFORCE to actor-critic
+#
+# Notebook 05 ended with the policy gradient with a baseline $b(s_t)$:
+# $$\nabla_\theta J = \mathbb E_\pi\Big[\sum_t \nabla_\theta\log\pi_\theta(a_t\mid s_t)\,
+#   \big(G_t - b(s_t)\big)\Big].$$
+# The baseline adds no bias because $\mathbb E_{a\sim\pi}[\nabla\log\pi(a\mid s)]\,b(s) = 0$.
+# Choose $b(s_t)=V^\pi(s_t)$, and note that $G_t$ is a one-sample estimate of
+# $Q^\pi(s_t,a_t)$ (take the expectation over what follows $a_t$). Then the weight is an
+# estimate of the **advantage** $A^\pi(s,a) = Q^\pi(s,a) - V^\pi(s)$:
+# $$\nabla_\theta J = \mathbb E_\pi\Big[\sum_t \nabla_\theta\log\pi_\theta(a_t\mid s_t)\,
+#   A^\pi(s_t,a_t)\Big].$$
+# Why $A$ rather than $G$: $A$ says whether $a_t$ was *better than the policy's average* in
+# $s_t$. In a state where every action earns a high return, $G_t$ pushes up whatever was
+# sampled; $A$ is zero on average there, so only the *relative* quality of actions moves the
+# policy, and the variance drops.
+#
+# We do not know $A^\pi$. An actor-critic learns $V_\phi\approx V^\pi$ and uses the
+# **TD error**
+# $$\delta_t = r_t + \gamma\,V(s_{t+1}) - V(s_t).$$
+# If $V = V^\pi$ exactly, $\mathbb E[\delta_t\mid s_t,a_t] = Q^\pi(s_t,a_t) - V^\pi(s_t) =
+# A^\pi(s_t,a_t)$: the TD error is an unbiased, low-variance (one reward) sample of the
+# advantage. With an imperfect critic it is biased, and the rest of this notebook is about
+# trading that bias against variance.
+#
+# ### Exercise 1: TD errors
+# Complete `td_errors` for tensors of shape `[B, T]`. `terminated[:, t]` says that $s_{t+1}$
+# is terminal: its value is 0 whatever the critic says about that observation.
+#
+# > **If you have seen** $\delta_t = r_t + \gamma\,(V(s_{t+1}) - V(s_t))$ **elsewhere** (a
+# > study note writes "reward plus the value difference times the discount"): that is wrong.
+# > $\gamma$ multiplies only the *next* value. The TD error compares the one-step target
+# > $r_t+\gamma V(s_{t+1})$ with the current estimate $V(s_t)$, and the current estimate is
+# > not discounted. The check below contains a case where the two formulas differ.
+
+# %%
+def td_errors(rewards, values, next_values, terminated, gamma):
+    """delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t); all inputs [B, T]."""
+    ### BEGIN SOLUTION
+    alive = 1.0 - terminated.to(rewards.dtype)
+    return rewards + gamma * alive * next_values - values
+    ### END SOLUTION
+
+
+td_errors = check("actor_critic.td_errors", td_errors)
+
+# %% [markdown]
+# **The worked example W-01.** One episode with $\gamma=0.9$: rewards $1, 2, 0$, critic
+# values $V(s_1..s_3) = 1.5, 2.0, 0.5$, and the episode terminates after the third step, so
+# $V(s_4)=0$. The TD errors are
+# $\delta_1 = 1 + 0.9\cdot2.0 - 1.5 = 1.3$, $\delta_2 = 2 + 0.9\cdot0.5 - 2.0 = 0.45$ and
+# $\delta_3 = 0 + 0 - 0.5 = -0.5$. The wrong formula gives $1 + 0.9\cdot0.5 = 1.45$ for the
+# first step.
+
+# %%
+W01 = dict(rewards=torch.tensor([[1.0, 2.0, 0.0]]), values=torch.tensor([[1.5, 2.0, 0.5]]),
+           next_values=torch.tensor([[2.0, 0.5, 0.0]]),
+           terminated=torch.tensor([[False, False, True]]))
+delta_w01 = td_errors(**W01, gamma=0.9)
+wrong_e42 = W01["rewards"] + 0.9 * (W01["next_values"] - W01["values"])
+print(f"TD errors:          {np.round(delta_w01[0].tolist(), 4)}")
+print(f"gamma on the diff.: {np.round(wrong_e42[0].tolist(), 4)}  (wrong)")
+assert torch.allclose(delta_w01, torch.tensor([[1.3, 0.45, -0.5]]))
+
+# %% [markdown]
+# ## 2. n-step returns
+#
+# Between one TD error and a whole return there is a family of targets. The **n-step return**
+# sums $n$ real rewards and then bootstraps:
+# $$G_t^{(n)} = r_t + \gamma r_{t+1} + \dots + \gamma^{n-1} r_{t+n-1} + \gamma^n V(s_{t+n}).$$
+# In a rollout the window can be shorter: it stops after $m\le n$ steps when the episode ends
+# or the rollout runs out. At a termination nothing is bootstrapped; at a truncation or at the
+# rollout's end we bootstrap with $V$ of the state reached. So
+# $G_t^{(n)} = \sum_{k<m}\gamma^k r_{t+k} + \gamma^m\,(1-\text{terminated}_{t+m-1})\,
+# V(s_{t+m})$, with $V(s_{t+m})$ = `next_values[:, t+m-1]`.
+#
+# The n-step advantage telescopes into TD errors (add and subtract $\gamma^k V(s_{t+k})$):
+# $$G_t^{(n)} - V(s_t) = \sum_{k=0}^{m-1}\gamma^k\,\delta_{t+k}.$$
+# Large $n$: more real rewards (less reliance on $V$, less bias, more variance). Small $n$:
+# the opposite. $n=1$ is the TD(0) target; $n\ge T$ is the Monte-Carlo return (bootstrapped
+# only where the data stops).
+#
+# ### Exercise 2: n-step returns
+# Complete `n_step_returns(rewards, next_values, terminated, dones, gamma, n)` for `[B, T]`
+# tensors. `dones[:, t]` marks the last step of an episode for any reason (terminated or
+# truncated); it stops the window. A double loop over `t` and `k` is fine.
+
+# %%
+def n_step_returns(rewards, next_values, terminated, dones, gamma, n):
+    """G_t^(n) for every t, shape [B, T] (see the formula above)."""
+    ### BEGIN SOLUTION
+    B, T = rewards.shape
+    out = torch.zeros_like(rewards)
+    zero = torch.zeros_like(rewards[:, 0])
+    for t in range(T):
+        acc = torch.zeros_like(rewards[:, 0])
+        open_ = torch.ones(B, dtype=torch.bool)  # windows that have not stopped yet
+        for k in range(min(n, T - t)):
+            i = t + k
+            acc = acc + torch.where(open_, gamma ** k * rewards[:, i], zero)
+            stop = open_ & (dones[:, i] | (k == n - 1) | (i == T - 1))
+            boot = torch.where(terminated[:, i], zero, gamma ** (k + 1) * next_values[:, i])
+            acc = acc + torch.where(stop, boot, zero)
+            open_ = open_ & ~stop
+        out[:, t] = acc
+    return out
+    ### END SOLUTION
+
+
+n_step_returns = check("actor_critic.n_step_returns", n_step_returns)
+
+# %% [markdown]
+# Check the telescoping identity and the two ends of the family on random data with
+# terminations and truncations (values are consistent in time: `next_values[:, t]` =
+# `values[:, t+1]`).
+
+# %%
+def random_batch(seed, B=6, T=40):
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(B, T, generator=g, dtype=torch.float64)
+    v = torch.randn(B, T + 1, generator=g, dtype=torch.float64)
+    term = torch.rand(B, T, generator=g) < 0.05
+    trunc = (torch.rand(B, T, generator=g) < 0.05) & ~term
+    return r, v[:, :-1], v[:, 1:], term, term | trunc
+
+
+r, v, nv, term, done = random_batch(1)
+delta = td_errors(r, v, nv, term, 0.9)
+worst = 0.0
+for n in (1, 3, 8):
+    G = n_step_returns(r, nv, term, done, 0.9, n)
+    tele = torch.zeros_like(r)  # sum_{k<m} gamma^k delta_{t+k}
+    for t in range(r.shape[1]):
+        open_ = torch.ones(r.shape[0], dtype=torch.bool)
+        for k in range(min(n, r.shape[1] - t)):
+            tele[:, t] += torch.where(open_, 0.9 ** k * delta[:, t + k], 0.0)
+            open_ &= ~done[:, t + k]
+    worst = max(worst, float((G - v - tele).abs().max()))
+print(f"max |G^(n) - V - sum gamma^k delta| over n = 1, 3, 8: {worst:.1e}")
+td_target = r + 0.9 * torch.where(term, 0.0, nv)
+td_target_gap = float((n_step_returns(r, nv, term, done, 0.9, 1) - td_target).abs().max())
+print(f"n = 1 vs the TD(0) target r + gamma V(s'):       {td_target_gap:.1e}")
+assert worst < 1e-6 and td_target_gap < 1e-6
+
+# %% [markdown]
+# ## 3. Generalised advantage estimation (GAE)
+#
+# Instead of picking one $n$, GAE averages *all* n-step advantages with weights
+# $(1-\lambda)\lambda^{n-1}$. Using the telescoped form, the average collapses to a
+# discounted sum of TD errors:
+# $$\hat A_t^{\text{GAE}(\gamma,\lambda)} = (1-\lambda)\sum_{n\ge1}\lambda^{n-1}
+#   \sum_{k<n}\gamma^k\delta_{t+k} = \sum_{l\ge0}(\gamma\lambda)^l\,\delta_{t+l},$$
+# which obeys the backward recursion
+# $$\hat A_t = \delta_t + \gamma\lambda\,(1-\text{done}_t)\,\hat A_{t+1},
+#   \qquad \hat A_T = 0 .$$
+# * $\lambda=0$: $\hat A_t=\delta_t$, the TD(0) advantage (low variance, biased by $V$);
+# * $\lambda=1$: $\hat A_t=\sum_l\gamma^l\delta_{t+l} = G_t - V(s_t)$, the Monte-Carlo
+#   advantage (unbiased, high variance);
+# * the critic's target is the **$\lambda$-return** $\hat R_t = \hat A_t + V(s_t)$.
+#
+# Two masks, two jobs: `terminated` goes into $\delta_t$ (no bootstrap from a terminal state);
+# `dones` (terminated *or* truncated) cuts the recursion so that advantages never leak from
+# one episode into the next.
+#
+# > **If you have seen** "$\lambda$ is similar to the discount factor" **elsewhere:** it is
+# > not. $\gamma$ is part of the *problem*: it defines the return we are maximising and the
+# > value $V^\pi_\gamma$ we estimate. $\lambda$ only chooses *how to estimate* the advantage
+# > of that same problem, trading bias for variance; with a perfect critic every $\lambda$
+# > gives an unbiased advantage (section 4 measures this). They meet only as the product
+# > $\gamma\lambda$ in the recursion.
+# >
+# > The same notes call GAE "computationally expensive". It is one backward pass, $O(T)$
+# > per sequence, the same cost as computing the returns (measured below).
+#
+# ### Exercise 3: GAE
+# Complete `gae` for `[B, T]` tensors. Use your `td_errors`, then one backward loop.
+
+# %%
+def gae(rewards, values, next_values, terminated, dones, gamma, lam):
+    """GAE advantages [B, T]: A_t = delta_t + gamma * lam * (1 - dones_t) * A_{t+1}."""
+    ### BEGIN SOLUTION
+    delta = td_errors(rewards, values, next_values, terminated, gamma)
+    keep = 1.0 - dones.to(rewards.dtype)
+    adv = torch.zeros_like(delta)
+    running = torch.zeros_like(delta[:, 0])
+    for t in range(delta.shape[1] - 1, -1, -1):
+        running = delta[:, t] + gamma * lam * keep[:, t] * running
+        adv[:, t] = running
+    return adv
+    ### END SOLUTION
+
+
+gae = check("actor_critic.gae", gae)
+
+# %% [markdown]
+# ### W-01 reproduced
+# The seed's worked example computes discounted returns $G = (2.8, 2.0, 0.0)$ and Monte-Carlo
+# advantages $G - V = (1.3, 0.0, -0.5)$. GAE must give the TD errors at $\lambda=0$ and
+# exactly these advantages at $\lambda=1$:
+
+# %%
+dones_w01 = W01["terminated"]
+G_w01 = advantages.discounted_returns(W01["rewards"], dones_w01, 0.9)
+rows = {}
+for lam in (0.0, 0.5, 0.95, 1.0):
+    rows[lam] = gae(**W01, dones=dones_w01, gamma=0.9, lam=lam)[0]
+print(f"returns G        : {np.round(G_w01[0].tolist(), 4)}")
+print(f"G - V            : {np.round((G_w01 - W01['values'])[0].tolist(), 4)}")
+print(f"{'lambda':>6} | {'A_1':>9} {'A_2':>9} {'A_3':>9} | lambda-return A + V")
+for lam, a in rows.items():
+    target = a + W01["values"][0]
+    print(f"{lam:>6} | {a[0]:9.5f} {a[1]:9.5f} {a[2]:9.5f} | {np.round(target.tolist(), 4)}")
+
+W01_EXPECTED = {0.0: [1.3, 0.45, -0.5], 0.5: [1.40125, 0.225, -0.5],
+                0.95: [1.3192375, 0.0225, -0.5], 1.0: [1.3, 0.0, -0.5]}
+assert torch.allclose(G_w01, torch.tensor([[2.8, 2.0, 0.0]]))
+for lam, expected in W01_EXPECTED.items():
+    assert torch.allclose(rows[lam], torch.tensor(expected), atol=1e-6), lam
+assert torch.allclose(rows[1.0] + W01["values"][0], torch.tensor([2.8, 2.0, 0.0]))
+
+# %% [markdown]
+# The same two limits on a random batch with terminations *and* truncations: $\lambda=0$ is
+# the TD error, and $\lambda=1$ plus $V$ is the n-step return with $n \ge T$ (Monte Carlo,
+# bootstrapped where an episode was truncated or the rollout ends).
+
+# %%
+r, v, nv, term, done = random_batch(2)
+gap_td = float((gae(r, v, nv, term, done, 0.97, 0.0) - td_errors(r, v, nv, term, 0.97))
+               .abs().max())
+gap_mc = float((gae(r, v, nv, term, done, 0.97, 1.0) + v
+                - n_step_returns(r, nv, term, done, 0.97, r.shape[1])).abs().max())
+print(f"lambda = 0: max |GAE - delta|            = {gap_td:.1e}")
+print(f"lambda = 1: max |GAE + V - G^(T)|        = {gap_mc:.1e}")
+assert gap_td < 1e-6 and gap_mc < 1e-6
+
+# %% [markdown]
+# **GAE costs one backward pass.** Time it against the explicit double sum
+# $\sum_l(\gamma\lambda)^l\delta_{t+l}$ written as a $T\times T$ matrix product: the
+# recursion grows linearly with $T$, the double sum quadratically.
+
+# %%
+def gae_by_matrix(delta, w):
+    """sum_{l>=0} w^l delta_{t+l} (no episode ends) as one [T, T] matrix product: O(T^2)."""
+    T = delta.shape[1]
+    k = torch.arange(T, dtype=delta.dtype)
+    weights = torch.triu(w ** (k[None, :] - k[:, None]).clamp_min(0))
+    return delta @ weights.T
+
+
+def best_time(fn, *args, repeats=3):
+    """Smallest CPU time of a few calls fn(*args) (robust to other processes on the machine)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        out = fn(*args)
+        times.append(time.process_time() - t0)
+    return min(times), out
+
+
+lengths = [250, 500, 1000, 2000, 4000]
+t_rec, t_mat = [], []
+for T in lengths:
+    d = torch.randn(8, T, dtype=torch.float64)
+    zeros, no = torch.zeros_like(d), torch.zeros(8, T, dtype=torch.bool)
+    # with V = 0 and gamma = 1 the TD errors are d itself
+    secs, a_rec = best_time(gae, d, zeros, zeros, no, no, 1.0, 0.95)
+    t_rec.append(secs)
+    secs, a_mat = best_time(gae_by_matrix, d, 0.95)
+    t_mat.append(secs)
+    assert torch.allclose(a_rec, a_mat)
+slope_rec = np.polyfit(np.log(lengths[1:]), np.log(t_rec[1:]), 1)[0]
+slope_mat = np.polyfit(np.log(lengths[1:]), np.log(t_mat[1:]), 1)[0]
+print(f"time ~ T^{slope_rec:.2f} (recursion) vs T^{slope_mat:.2f} (double sum); "
+      f"T = 4000: {1e3 * t_rec[-1]:.0f} ms vs {1e3 * t_mat[-1]:.0f} ms")
+fig, ax = plt.subplots(figsize=(5.5, 3.5))
+ax.loglog(lengths, t_rec, "o-", label="backward recursion, O(T)")
+ax.loglog(lengths, t_mat, "s-", label="explicit double sum, O(T²)")
+ax.set_xlabel("sequence length T")
+ax.set_ylabel("CPU seconds (8 sequences)")
+ax.legend()
+plt.show()
+assert slope_rec < 1.5
+
+# %% [markdown]
+# ## 4. Three critic targets
+#
+# The critic is trained by regression, $\mathcal L^{V} = \tfrac12\,\mathbb E_t\big[(V_\phi(s_t)
+# - \hat R_t)^2\big]$, on one of three targets:
+#
+# | target | formula | bias | variance |
+# |---|---|---|---|
+# | Monte-Carlo return | $G_t=\sum_k\gamma^k r_{t+k}$ | none | high: a sum of many random rewards |
+# | TD(0) target | $r_t + \gamma V(s_{t+1})$ | inherits the critic's error at $s_{t+1}$ | low: one reward |
+# | $\lambda$-return | $\hat A^{\text{GAE}}_t + V(s_t)$ | in between | in between |
+#
+# The TD target is *bootstrapped*: its label contains the critic's own estimate. That is why
+# it has low variance and why it can be learned online from single steps, and also why its
+# errors feed back into the labels. (Tabular TD(0) still converges; the bias comes only from
+# bootstrapping on an imperfect $V$.)
+#
+# Measure the trade-off where the truth is known: a 50-step episode whose rewards are
+# $1 + \mathcal N(0,1)$, so $V(s_t) = \sum_{k<50-t}\gamma^k$ exactly. Give the critic a fixed
+# error per state (standard deviation $c$), draw 2000 episodes, and compute every target with
+# your `gae`. Bias$^2$ and variance are averaged over the 50 states.
+
+# %%
+T_chain, M, gamma_c = 50, 2000, 0.99
+t_c = torch.arange(T_chain, dtype=torch.float64)
+V_true = (1 - gamma_c ** (T_chain - t_c)) / (1 - gamma_c)
+gen = torch.Generator().manual_seed(0)
+rewards_c = 1.0 + torch.randn(M, T_chain, generator=gen, dtype=torch.float64)
+end_c = torch.zeros(M, T_chain, dtype=torch.bool)
+end_c[:, -1] = True
+state_noise = torch.randn(T_chain, generator=gen, dtype=torch.float64)
+lams = [0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0]
+sweep_c = {}
+for c in (0.0, 0.5, 2.0, 8.0):
+    V_hat = (V_true + c * state_noise).expand(M, T_chain)
+    V_next = torch.cat([V_hat[:, 1:], torch.zeros(M, 1, dtype=torch.float64)], dim=1)
+    stats = []
+    for lam in lams:
+        target = gae(rewards_c, V_hat, V_next, end_c, end_c, gamma_c, lam) + V_hat
+        bias2 = float(((target.mean(0) - V_true) ** 2).mean())
+        var = float(target.var(0).mean())
+        stats.append((bias2, var))
+    sweep_c[c] = np.array(stats)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+for c, s in sweep_c.items():
+    axes[0].plot(lams, s[:, 0], "o-", label=f"critic error c = {c}")
+    axes[1].plot(lams, s.sum(1), "o-", label=f"c = {c}")
+axes[0].plot(lams, sweep_c[0.0][:, 1], "k--", label="variance (any c)")
+axes[0].set_ylabel("bias² of the target")
+axes[1].set_ylabel("mean squared error = bias² + variance")
+for ax in axes:
+    ax.set_xlabel("λ  (0: TD(0) target, 1: Monte-Carlo return)")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.legend(fontsize=9)
+plt.show()
+
+best_lam = {c: lams[int(np.argmin(s.sum(1)))] for c, s in sweep_c.items()}
+print("variance of the target:  " + ", ".join(f"λ={l}: {v:.2f}" for l, v in
+                                               zip(lams, sweep_c[0.0][:, 1])))
+print("MSE-optimal λ by critic error: " + ", ".join(f"c={c}: {l}" for c, l in best_lam.items()))
+assert max(sweep_c[0.0][:, 0]) < 0.01  # perfect critic: every λ is unbiased
+assert sweep_c[0.0][-1, 1] > 10 * sweep_c[0.0][0, 1]  # MC variance >> TD(0) variance
+assert best_lam[0.5] < best_lam[2.0] < best_lam[8.0]
+
+# %% [markdown]
+# With a perfect critic ($c=0$) every target is unbiased and the TD(0) target wins on
+# variance. The worse the critic, the more real rewards the best target uses: the optimal
+# $\lambda$ climbs from about 0.25 to 0.9. That is the rule of thumb "lower $\lambda$ when
+# the critic is accurate, raise it when it is not (or when rewards are sparse, so that the
+# critic learns slowly)". $\lambda=0.95$ is a *robust* default because early in training the
+# critic is poor; it is not optimal for every problem.
+#
+# ## 5. The A2C loss
+#
+# A2C minimises, over the valid steps of a rollout,
+# $$\mathcal L = \underbrace{-\,\overline{\hat A_t\,\log\pi_\theta(a_t\mid s_t)}}_{\text{actor}}
+#   \;+\; c_V\,\underbrace{\tfrac12\,\overline{\big(V_\phi(s_t)-\hat R_t\big)^2}}_{\text{critic}}
+#   \;-\; c_H\,\underbrace{\overline{\mathcal H\big(\pi_\theta(\cdot\mid s_t)\big)}}_{\text{entropy bonus}},$$
+# where the bar is the mean over valid steps (`masked_mean`). Three details decide whether it
+# works:
+# * $\hat A_t$ and $\hat R_t$ are **constants**: they come from the critic, but the actor's
+#   term must not send gradient into the critic through $\hat A_t$, and the critic is trained
+#   by the semi-gradient of TD learning (no gradient through the bootstrapped target). In code:
+#   `.detach()` both.
+# * The signs: we *maximise* $\hat A\log\pi$ and the entropy and *minimise* the value error,
+#   so in a loss to minimise the actor and entropy terms carry a minus.
+# * The entropy bonus keeps the policy from collapsing onto one action too early. (On CartPole
+#   the course default is $c_H = 0$: with $c_H=0.01$, 9 of 10 seeds solved, more slowly.)
+#
+# ### Exercise 4: the A2C loss
+# Complete `a2c_loss`. `logits` has shape `[..., n_actions]`, everything else `[...]` (here
+# `[B, T]`), `mask` may be `None`. Return the loss and a dict of its three parts as floats.
+
+# %%
+from rlcourse.advantages import masked_mean
+
+
+def a2c_loss(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+             ent_coef=0.0):
+    """(loss, {"policy_loss", "value_loss", "entropy"}) of A2C; means over `mask`."""
+    ### BEGIN SOLUTION
+    log_probs = torch.log_softmax(logits, dim=-1)
+    logp = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+    entropy = masked_mean(-(log_probs.exp() * log_probs).sum(-1), mask)
+    policy_loss = -masked_mean(logp * advantages.detach(), mask)
+    value_loss = 0.5 * masked_mean((values - returns.detach()) ** 2, mask)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    parts = {"policy_loss": float(policy_loss.detach()),
+             "value_loss": float(value_loss.detach()), "entropy": float(entropy.detach())}
+    return loss, parts
+    ### END SOLUTION
+
+
+a2c_loss = check("actor_critic.a2c_loss", a2c_loss)
+
+# %% [markdown]
+# ## 6. A2C on CartPole
+#
+# **A2C** (advantage actor-critic) is the synchronous version of A3C: instead of many
+# asynchronous workers it steps `num_envs` environments in lock-step (a vector env) and
+# batches the policy calls.
+#
+# **Episode ends in a vector env.** CartPole-v1 ends in two ways. The pole falls:
+# **termination**, a true terminal state with value 0. Or 500 steps pass: **truncation** by a
+# time limit that is not part of the problem (the observation does not contain the time, and
+# the pole could balance forever). After a truncation the right target still *bootstraps*,
+# $r_t + \gamma V(s_{t+1})$, with $s_{t+1}$ the final observation. Gymnasium's vector envs use
+# **next-step autoreset**: the step that ends an episode returns the true final observation,
+# and the *next* `step` call resets that sub-env and returns the first observation of a new
+# episode with reward 0. That extra step is not a transition; `deeprl.StepMask` marks it
+# `valid = False`. So a rollout `[T, N]` carries three masks: `terminated` (no bootstrap),
+# `dones` (cut the GAE recursion; also set on the autoreset steps) and `valid` (the loss
+# averages over it).
+#
+# One A2C iteration:
+#
+# 1. **collect** `n_steps` steps in each of the `num_envs` envs with the sampled policy (a
+#    rollout `[T, N]`) and its three masks;
+# 2. evaluate the critic on the $T+1$ observations, transpose to `[N, T]`, and compute
+#    $\hat A$ with GAE and the targets $\hat R = \hat A + V$;
+# 3. normalise $\hat A$ over the valid steps, take **one** gradient step on the A2C loss
+#    (gradient norm clipped), and throw the rollout away (on-policy).
+#
+# `actor_critic.train` does exactly that; `gae_fn` and `loss_fn` plug in your functions. The
+# actor and critic are separate 2x64 tanh MLPs by default (`shared=True` gives one torso with
+# two heads: fewer parameters, but the two losses then compete for the same features). The
+# course defaults:
+
+# %%
+print(actor_critic.Config())
+
+# %%
+solve_seeds = (0, 1, 2)
+runs = {}
+for seed in tqdm(solve_seeds, desc="A2C seeds"):
+    runs[seed] = actor_critic.train(seed=seed, gae_fn=gae, loss_fn=a2c_loss, progress=False)
+for seed, res in runs.items():
+    print(f"seed {seed}: solved after {res.steps_to_solve:,} env steps "
+          f"({res.seconds_to_solve:.1f} s wall-clock)")
+
+# %% [markdown]
+# "Solved" is judged during training on the last 20 episodes of the *sampled* policy; confirm
+# it with a separate 100-episode evaluation of the *greedy* policy:
+
+# %%
+evals = {seed: deeprl.evaluate("CartPole-v1", res.act, episodes=100, seed=1000 + seed)
+         for seed, res in runs.items()}
+grid = np.linspace(0, max(r.total_steps for r in runs.values()), 200)
+curves = {f"seed {s}": actor_critic.learning_curve(r, grid) for s, r in runs.items()}
+ax = plot_curves(curves, x=grid, xlabel="environment steps (all sub-envs)",
+                 ylabel="mean return of the last 20 episodes",
+                 title="A2C on CartPole-v1 (training stops once solved)")
+ax.axhline(475, color="k", ls="--", lw=1)
+plt.show()
+steps_solved = [runs[s].steps_to_solve for s in solve_seeds]
+for s in solve_seeds:
+    print(f"seed {s}: greedy evaluation {evals[s].mean():.1f} ± {evals[s].std():.1f} "
+          f"over 100 episodes")
+assert all(r.solved and r.steps_to_solve <= 200_000 for r in runs.values())
+assert all(e.mean() >= 450 for e in evals.values())
+
+# %% [markdown]
+# **Benchmark.** `python -m rlcourse.bench a2c --seeds 10` trains seeds 0-9 with these
+# defaults: all 10 solved, after a median of 49.5k env steps (fastest 38k, slowest 90k), and
+# their greedy policies averaged 485 to 500 over 100 evaluation episodes. Seeds 10-19 (a
+# check that the defaults were not tuned to seeds 0-9): 10 of 10, median 66k, slowest 121k.
+# The learning rate sits near the edge of stability: with `lr=4e-3` one seed in ten
+# collapsed to a policy that drops the pole at once, and `lr=1e-3` with 8 environments solved
+# only 8 of 10 seeds within 200k steps. (Measured with `process_time`: about 35 µs of CPU per
+# environment step, so a typical solve costs 2 s of CPU.)
+
+# %% [markdown]
+# ## 7. Termination is not truncation: how much does it matter?
+#
+# What if we had treated CartPole's time limit as a terminal state? Let the seed-0 agent's
+# greedy policy play 16 games side by side for three 500-step episodes each, and
+# fit two fresh critics to the *same* data with $\lambda$-returns ($\gamma=0.99$,
+# $\lambda=0.95$, your `gae`): one with the right masks, one that treats truncation as
+# termination. This policy never drops the pole (its greedy evaluation above scored 500 in
+# every episode), so its true value is $V^\pi(s)=\sum_k\gamma^k = 1/(1-\gamma) = 100$ in
+# every state.
+
+# %%
+# 3 episodes of 500 steps plus the 2 autoreset steps between them
+data = actor_critic.rollout(runs[0].act, "CartPole-v1", num_envs=16, n_steps=1502, seed=100,
+                            greedy=True)
+t_in_ep = actor_critic.time_in_episode(data)
+ended = data.dones & data.valid
+truncated_at = ended & ~data.terminated  # steps whose next observation is a truncated state
+print(f"{int(data.valid.sum()):,} transitions, {int(ended.sum())} episode ends: "
+      f"{int(data.terminated.sum())} terminations, {int(truncated_at.sum())} truncations")
+
+critics = {
+    "truncation bootstrapped (right)": data.terminated,
+    "truncation = termination (wrong)": ended,
+}
+fitted = {name: actor_critic.fit_critic(data, mask, 0.99, 0.95, gae_fn=gae)
+          for name, mask in critics.items()}
+
+# %%
+next_obs = torch.cat([data.obs[1:], data.last_obs[None]])
+summary = {}
+fig, ax = plt.subplots()
+buckets = np.arange(0, 500, 25)
+for name, critic in fitted.items():
+    with torch.no_grad():
+        V_s = critic(data.obs).squeeze(-1)
+        V_final = critic(next_obs[truncated_at]).squeeze(-1)
+    by_time = [float(V_s[data.valid & (t_in_ep >= b) & (t_in_ep < b + 25)].mean())
+               for b in buckets]
+    ax.plot(buckets + 12.5, by_time, "o-", label=name)
+    summary[name] = {"all": float(V_s[data.valid].mean()), "final": float(V_final.mean())}
+t_axis = np.arange(500)
+ax.plot(t_axis, (1 - 0.99 ** (500 - t_axis)) / (1 - 0.99), "k:",
+        label="return left before the time limit")
+ax.axhline(100, color="k", ls="--", lw=1, label="1/(1-γ) = 100")
+ax.set_xlabel("time step within the episode")
+ax.set_ylabel("critic V(s), mean over states")
+ax.set_ylim(0, 110)
+ax.legend(loc="lower left")
+plt.show()
+
+right, wrong = summary.values()
+bias_final = wrong["final"] - right["final"]
+blind_average = float(np.mean((1 - 0.99 ** (500 - t_axis)) / (1 - 0.99)))
+for name, s in summary.items():
+    print(f"{name:34s}: V over all states {s['all']:6.1f}, at truncated states {s['final']:6.1f}")
+print(f"bias at the truncated states: {bias_final:+.1f} ({bias_final / right['final']:+.0%}); "
+      f"average of the dotted curve: {blind_average:.1f}")
+assert int(data.terminated.sum()) == 0 and int(truncated_at.sum()) == 48
+assert right["final"] > 90 and bias_final < -10
+
+# %% [markdown]
+# The right critic is close to the true 100 everywhere, including the states where the time
+# limit hit. The wrong critic was told that a state at time $t$ is worth only the rewards left
+# before the limit, the dotted curve, which falls to 1 at the last step. It cannot see the
+# clock, and this policy's states look alike at every time, so it can only fit the *average*
+# of the dotted curve (printed above): a systematic under-estimate of about a fifth, spread
+# over the whole state space. In training the damage compounds: every advantage is computed
+# against that wrong baseline, and the wrong values are bootstrapped into every other target.
+
+# %% [markdown]
+# ## 8. The λ sweep
+#
+# Which $\lambda$ works best for A2C on CartPole? Train every
+# $\lambda\in\{0, 0.5, 0.9, 0.95, 1\}$ with two seeds on a small budget and compare the
+# learning curves. In A2C $\lambda$ acts *inside* each rollout of `n_steps` steps: $\lambda=1$
+# is the `n_steps`-step return, not a full-episode Monte-Carlo return.
+
+# %%
+sweep_lams = (0.0, 0.5, 0.9, 0.95, 1.0)
+sweep_seeds = (0, 1)
+budget = 50_000
+grid_s = np.linspace(0, budget, 100)
+sweep = {}
+for lam in tqdm(sweep_lams, desc="λ sweep"):
+    sweep[lam] = np.stack([
+        actor_critic.learning_curve(
+            actor_critic.train(seed=s, progress=False, gae_fn=gae, loss_fn=a2c_loss, lam=lam,
+                               total_steps=budget, stop_when_solved=False), grid_s)
+        for s in sweep_seeds])
+score = {lam: float(np.nanmean(c)) for lam, c in sweep.items()}  # mean over the budget
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
+plot_curves({f"λ = {lam}": c for lam, c in sweep.items()}, axes[0],
+            x=grid_s, band="minmax", xlabel="environment steps",
+            ylabel="mean return of the last 20 episodes")
+axes[1].bar([str(l) for l in sweep_lams], [score[l] for l in sweep_lams])
+axes[1].set_xlabel("λ")
+axes[1].set_ylabel("average return over the budget")
+plt.show()
+best_sweep = max(score, key=score.get)
+print("average return over training: " + ", ".join(f"λ={l}: {s:.0f}" for l, s in score.items()))
+print(f"best λ = {best_sweep}")
+assert score[0.95] > score[0.0] and score[0.9] > score[0.0]
+
+# %% [markdown]
+# Small $\lambda$ barely learns within this budget: early in training the critic is poor, and
+# $\lambda=0$ advantages are built almost entirely from it (section 4: the bias of a TD
+# target is the critic's error). From $\lambda=0.9$ up the runs learn quickly, and the
+# ranking among 0.9, 0.95 and 1 changes from seed to seed (with seeds 2 and 3, $\lambda=1$
+# came out ahead): two seeds cannot separate them. Note that with `n_steps = 16`,
+# $\lambda=1$ is a 16-step return, not a full-episode Monte-Carlo return, so its variance
+# stays moderate. $\lambda=0.95$ is a safe default here, not a proven optimum.
+#
+# ## 9. Interview questions
+#
+# 1. Why does actor-critic use the advantage instead of the return, and why is the TD error
+#    an estimate of the advantage?
+#
+# <details><summary>Answer</summary>
+#
+# Subtracting $V(s_t)$ is a baseline: it leaves the gradient unbiased
+# ($\mathbb E_a[\nabla\log\pi(a|s)]=0$) and removes the part of the return that does not
+# depend on the action, so the variance drops. With $V=V^\pi$,
+# $\mathbb E[r_t+\gamma V(s_{t+1})\mid s_t,a_t]=Q^\pi(s_t,a_t)$, so
+# $\mathbb E[\delta_t\mid s_t,a_t]=A^\pi(s_t,a_t)$: a one-reward, low-variance sample of the
+# advantage (biased when $V$ is wrong).
+# </details>
+#
+# 2. Write the TD error and the GAE recursion. What happens at $\lambda=0$ and $\lambda=1$?
+#
+# <details><summary>Answer</summary>
+#
+# $\delta_t=r_t+\gamma(1-\text{term}_t)V(s_{t+1})-V(s_t)$ ($\gamma$ on the next value only);
+# $\hat A_t=\delta_t+\gamma\lambda(1-\text{done}_t)\hat A_{t+1}$, computed backwards.
+# $\lambda=0$: $\hat A_t=\delta_t$ (TD, low variance, biased by $V$). $\lambda=1$:
+# $\hat A_t=G_t-V(s_t)$ (Monte Carlo, unbiased, high variance). W-01: $\lambda=0$ gives
+# $(1.3, 0.45, -0.5)$, $\lambda=1$ gives $(1.3, 0, -0.5)$.
+# </details>
+#
+# 3. How does $\lambda$ affect training, and how is it different from $\gamma$?
+#
+# <details><summary>Answer</summary>
+#
+# $\lambda$ trades bias (from the critic) against variance (from many random rewards) in the
+# advantage and the critic's target; $\gamma$ defines the objective itself (how much future
+# rewards count). Lower $\lambda$ when the critic is accurate, raise it when the critic is
+# poor or rewards are sparse; 0.95 is a robust default. On CartPole the sweep above found
+# $\lambda=0$ clearly worse than $\lambda\ge0.9$.
+# </details>
+#
+# 4. What is the difference between termination and truncation, and what goes wrong if you
+#    treat a time limit as a terminal state?
+#
+# <details><summary>Answer</summary>
+#
+# Termination is a real end of the task (value 0 afterwards); truncation is an external cut.
+# After a truncation the target must bootstrap with $V$ of the final observation. Treating it
+# as terminal tells the critic that states reached late are worth only their last reward;
+# since the state does not show the time, the critic under-estimates everywhere (section 7
+# measured the bias at CartPole's truncated states). With next-step autoreset you also have to drop
+# the reset step, which is not a transition.
+# </details>
+#
+# 5. Why are the advantages and the value targets detached in the A2C loss?
+#
+# <details><summary>Answer</summary>
+#
+# They are labels, not functions to optimise. Without `detach` on $\hat A$ the actor's loss
+# would change the critic so as to make advantages large where $\log\pi$ is large (nonsense
+# gradients). Without `detach` on $\hat R$ the critic would also move its own bootstrapped
+# target (the "residual gradient"), which learns slower and to a different solution than TD.
+# </details>
+#
+# 6. Is GAE expensive to compute?
+#
+# <details><summary>Answer</summary>
+#
+# No: one backward pass, $O(T)$ per sequence, vectorised over the batch (the same cost as
+# discounted returns). Writing the weighted sum of TD errors explicitly would cost $O(T^2)$.
+# </details>
+#
+# 7. What is the difference between A2C and A3C? Why share or not share the actor and critic
+#    networks?
+#
+# <details><summary>Answer</summary>
+#
+# A3C runs workers asynchronously, each computing gradients on its own copy and applying them
+# to shared parameters (stale gradients, lock-free). A2C waits for all environments and takes
+# one batched step: deterministic, simpler, and it uses a GPU or vectorised envs better.
+# A shared torso saves computation and shares features, but the value loss (large, scale
+# depends on returns) and the policy loss compete, so it needs a tuned `vf_coef`; separate
+# networks are more robust on small problems.
+# </details>
+#
+# 8. Why is the critic's TD target called "bootstrapped", and what are the three critic
+#    targets?
+#
+# <details><summary>Answer</summary>
+#
+# Its label contains the critic's own estimate $V(s_{t+1})$. Targets: Monte-Carlo return
+# (unbiased, high variance, needs whole episodes), TD(0) target (low variance, biased by $V$,
+# online), $\lambda$-return $\hat A^{\text{GAE}}+V$ (in between, tunable by $\lambda$).
+# </details>
+
+# %%
+cpu_seconds = time.process_time() - cpu_start
+rlcourse.results.record(
+    "06_actor_critic_gae",
+    title="Actor-critic and GAE",
+    topics="advantage PG, TD errors, n-step returns, GAE, truncation masks, critic targets, "
+           "A2C, λ sweep",
+    headline=(f"A2C solves CartPole in {np.median(steps_solved) / 1000:.0f}k steps (median of "
+              f"seeds {', '.join(map(str, solve_seeds))}: "
+              f"{', '.join(f'{s / 1000:.0f}k' for s in steps_solved)}); λ sweep best "
+              f"λ={best_sweep}; truncation-as-termination biases V by {bias_final:+.0f} at "
+              f"truncated states; W-01 reproduced"),
+    metrics={"median_steps_to_solve": float(np.median(steps_solved)),
+             "max_steps_to_solve": float(max(steps_solved)),
+             "greedy_eval_min": float(min(e.mean() for e in evals.values())),
+             "best_sweep_lambda": best_sweep, "sweep_score_lam0": score[0.0],
+             "sweep_score_lam095": score[0.95], "truncation_bias": bias_final,
+             "gae_time_slope": slope_rec, "cpu_seconds": cpu_seconds},
+)
+print(f"total time {session.elapsed():.1f} s wall-clock, {cpu_seconds:.1f} s CPU")

@@ -1,0 +1,214 @@
+"""Checks for notebook 06 (actor-critic and GAE).
+
+All exercises work on padded [batch, time] tensors, the layout of :mod:`rlcourse.advantages`.
+The expected values are computed here by brute force (explicit sums over future steps), not
+with the reference implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from rlcourse import actor_critic, advantages
+from rlcourse.exercises import expect_close, expect_true, register
+
+NB = "06_actor_critic_gae"
+
+# W-01 (one trajectory, gamma = 0.9): rewards 1, 2, 0; V = 1.5, 2.0, 0.5; terminal after step 3.
+W01_R = [[1.0, 2.0, 0.0]]
+W01_V = [[1.5, 2.0, 0.5]]
+W01_NEXT_V = [[2.0, 0.5, 0.0]]
+W01_TERM = [[False, False, True]]
+
+
+def _t(x, dtype=torch.float32) -> torch.Tensor:
+    return torch.tensor(x, dtype=dtype)
+
+
+def _batch(seed: int, B: int = 4, T: int = 9):
+    """Random rewards/values with terminations and (separate) truncations, as numpy arrays."""
+    rng = np.random.default_rng(seed)
+    r = rng.normal(size=(B, T)).round(2)
+    v = rng.normal(size=(B, T + 1)).round(2)
+    term = rng.random((B, T)) < 0.15
+    trunc = (rng.random((B, T)) < 0.15) & ~term
+    term[0, 3], trunc[1, 4] = True, True  # at least one of each
+    trunc[1, 4] &= ~term[1, 4]
+    return r, v[:, :-1], v[:, 1:], term, term | trunc
+
+
+def _tensors(r, v, nv, term, done):
+    return _t(r), _t(v), _t(nv), _t(term, torch.bool), _t(done, torch.bool)
+
+
+def _delta_brute(r, nv, v, term, gamma):
+    return r + gamma * np.where(term, 0.0, nv) - v
+
+
+def _weighted_sum(x, done, w):
+    """out[b, t] = sum_{k >= t} w^(k-t) x[b, k], stopping after the first done at or after t."""
+    B, T = x.shape
+    out = np.zeros((B, T))
+    for b in range(B):
+        for t in range(T):
+            acc, weight = 0.0, 1.0
+            for k in range(t, T):
+                acc += weight * x[b, k]
+                if done[b, k]:
+                    break
+                weight *= w
+            out[b, t] = acc
+    return out
+
+
+def _n_step_brute(r, nv, term, done, gamma, n):
+    B, T = r.shape
+    out = np.zeros((B, T))
+    for b in range(B):
+        for t in range(T):
+            acc = 0.0
+            for k in range(n):
+                i = t + k
+                acc += gamma ** k * r[b, i]
+                if done[b, i] or k == n - 1 or i == T - 1:
+                    acc += 0.0 if term[b, i] else gamma ** (k + 1) * nv[b, i]
+                    break
+            out[b, t] = acc
+    return out
+
+
+@register("actor_critic.td_errors", notebook=NB, reference=advantages.td_errors,
+          hint="delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t): gamma multiplies "
+               "the next value only, and a terminal next state is worth 0.")
+def _(fn: Callable) -> None:
+    got = fn(_t(W01_R), _t(W01_V), _t(W01_NEXT_V), _t(W01_TERM, torch.bool), 0.9)
+    expect_close(got, [[1.3, 0.45, -0.5]], "W-01 (rewards 1,2,0; V 1.5,2,0.5; gamma 0.9)", 1e-5)
+    got = fn(_t([[1.0, 1.0]]), _t([[2.0, 3.0]]), _t([[3.0, 5.0]]),
+             _t([[False, True]], torch.bool), 0.5)
+    expect_close(got, [[0.5, -2.0]],
+                 "rewards [1, 1], V [2, 3], next V [3, 5], step 2 terminates, gamma 0.5 "
+                 "(the next value 5 of the terminal step must be ignored)", 1e-5)
+    r, v, nv, term, done = _batch(0)
+    for gamma in (0.0, 0.97):
+        got = fn(*_tensors(r, v, nv, term, done)[:4], gamma)
+        expect_close(got, _delta_brute(r, nv, v, term, gamma),
+                     f"a random [4, 9] batch with terminations, gamma={gamma}", 1e-5)
+
+
+@register("actor_critic.gae", notebook=NB, reference=advantages.gae,
+          hint="Go backwards: A = delta_t + gamma * lam * (1 - dones_t) * A_next, starting from "
+               "A_next = 0 after the last step. delta_t uses `terminated` (no bootstrap at a "
+               "terminal state); the recursion stops at every `dones` (terminated or truncated).")
+def _(fn: Callable) -> None:
+    for lam, expected in ((0.0, [1.3, 0.45, -0.5]), (0.5, [1.40125, 0.225, -0.5]),
+                          (0.95, [1.3192375, 0.0225, -0.5]), (1.0, [1.3, 0.0, -0.5])):
+        got = fn(_t(W01_R), _t(W01_V), _t(W01_NEXT_V), _t(W01_TERM, torch.bool),
+                 _t(W01_TERM, torch.bool), 0.9, lam)
+        expect_close(got, [expected], f"W-01 with gamma=0.9, lam={lam}", 1e-5)
+    got = fn(_t([[1.0, 1.0, 1.0, 1.0]]), _t([[0.0] * 4]), _t([[0.0, 4.0, 0.0, 0.0]]),
+             _t([[False, False, False, True]], torch.bool),
+             _t([[False, True, False, True]], torch.bool), 0.5, 1.0)
+    expect_close(got, [[2.5, 3.0, 1.5, 1.0]],
+                 "rewards [1, 1, 1, 1], V = 0, step 2 is truncated (its final state has value 4: "
+                 "bootstrap, then stop the recursion), step 4 terminates, gamma 0.5, lam 1", 1e-5)
+    r, v, nv, term, done = _batch(1)
+    for gamma, lam in ((0.9, 0.8), (0.99, 0.95), (1.0, 0.5)):
+        delta = _delta_brute(r, nv, v, term, gamma)
+        got = fn(*_tensors(r, v, nv, term, done), gamma, lam)
+        expect_close(got, _weighted_sum(delta, done, gamma * lam),
+                     f"a random [4, 9] batch with terminations and truncations, gamma={gamma}, "
+                     f"lam={lam} (expected: sum_l (gamma lam)^l delta_(t+l) up to the episode's "
+                     "end)", 1e-4)
+
+
+@register("actor_critic.n_step_returns", notebook=NB, reference=actor_critic.n_step_returns,
+          hint="For each t add gamma^k r_(t+k) for k = 0 .. m-1, where the window stops after n "
+               "steps, at the first `dones` step, or at the rollout's end; then add "
+               "gamma^m * next_values[t+m-1] unless that step terminated.")
+def _(fn: Callable) -> None:
+    r, nv = _t([[1.0, 2.0, 3.0, 4.0]]), _t([[10.0, 20.0, 30.0, 40.0]])
+    no = _t([[False] * 4], torch.bool)
+    expect_close(fn(r, nv, no, no, 0.5, 2), [[7.0, 11.0, 15.0, 24.0]],
+                 "rewards [1,2,3,4], next values [10,20,30,40], no episode end, gamma 0.5, n=2",
+                 1e-5)
+    term = _t([[False, True, False, False]], torch.bool)
+    expect_close(fn(r, nv, term, term, 0.5, 3), [[2.0, 2.0, 15.0, 24.0]],
+                 "the same, n=3, but step 2 terminates (no bootstrap, no reward from the next "
+                 "episode)", 1e-5)
+    expect_close(fn(r, nv, no, term, 0.5, 3), [[7.0, 12.0, 15.0, 24.0]],
+                 "the same, n=3, but step 2 is truncated (bootstrap with its next value 20)", 1e-5)
+    r, _, nv, term, done = _batch(2)
+    for gamma, n in ((0.9, 1), (0.9, 3), (0.99, 5), (0.8, 20)):
+        got = fn(_t(r), _t(nv), _t(term, torch.bool), _t(done, torch.bool), gamma, n)
+        expect_close(got, _n_step_brute(r, nv, term, done, gamma, n),
+                     f"a random [4, 9] batch with terminations and truncations, gamma={gamma}, "
+                     f"n={n}", 1e-4)
+
+
+def _loss_inputs():
+    """Logits [2, 3, 3], actions, advantages, values and returns [2, 3]; the last step masked."""
+    logits = _t([[[0.0, 1.0, -1.0], [2.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
+                 [[1.0, -2.0, 0.0], [0.0, 0.0, 3.0], [9.0, -9.0, 0.0]]]).requires_grad_()
+    actions = torch.tensor([[1, 0, 2], [2, 2, 1]])
+    adv = _t([[1.0, -0.5, 2.0], [0.3, -1.2, 50.0]])
+    values = _t([[0.5, 1.0, -1.0], [2.0, 0.0, 7.0]]).requires_grad_()
+    returns = _t([[1.5, 0.0, 0.0], [1.0, 1.0, -30.0]])
+    mask = _t([[1, 1, 1], [1, 1, 0]])
+    return logits, actions, adv, values, returns, mask
+
+
+def _expected_loss(logits, actions, adv, values, returns, mask, vf_coef, ent_coef):
+    """Independent numpy computation of the loss parts and their gradients."""
+    z = logits.detach().numpy().astype(float)
+    a, A = actions.numpy(), adv.numpy().astype(float)
+    V, R, m = values.detach().numpy(), returns.numpy(), mask.numpy().astype(float)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    logp = np.log(p)
+    chosen = np.take_along_axis(logp, a[..., None], -1)[..., 0]
+    H = -(p * logp).sum(-1)
+    M = m.sum()
+    parts = {"policy_loss": -(m * A * chosen).sum() / M,
+             "value_loss": 0.5 * (m * (V - R) ** 2).sum() / M,
+             "entropy": (m * H).sum() / M}
+    loss = parts["policy_loss"] + vf_coef * parts["value_loss"] - ent_coef * parts["entropy"]
+    onehot = np.eye(z.shape[-1])[a]
+    g_pol = -(m * A)[..., None] * (onehot - p) / M
+    g_ent = -(m[..., None] * p * (logp + H[..., None])) / M  # dH/dz
+    return loss, parts, g_pol - ent_coef * g_ent, vf_coef * m * (V - R) / M
+
+
+@register("actor_critic.a2c_loss", notebook=NB, reference=actor_critic.a2c_loss,
+          hint="policy_loss = -masked_mean(log pi(a|s) * advantages.detach()), value_loss = "
+               "0.5 * masked_mean((values - returns.detach())**2), entropy = masked_mean(H); "
+               "loss = policy_loss + vf_coef * value_loss - ent_coef * entropy.")
+def _(fn: Callable) -> None:
+    for vf_coef, ent_coef in ((0.5, 0.0), (1.0, 0.1)):
+        logits, actions, adv, values, returns, mask = _loss_inputs()
+        loss, parts = fn(logits, actions, adv, values, returns, mask, vf_coef, ent_coef)
+        exp_loss, exp_parts, g_logits, g_values = _expected_loss(
+            logits, actions, adv, values, returns, mask, vf_coef, ent_coef)
+        what = (f"a [2, 3] batch with 3 actions, the last step masked out, vf_coef={vf_coef}, "
+                f"ent_coef={ent_coef}")
+        expect_true(isinstance(parts, dict) and set(exp_parts) <= set(parts),
+                    f"{what}: the second return value must be a dict with keys "
+                    f"{sorted(exp_parts)}, got {parts!r}")
+        for key, val in exp_parts.items():
+            expect_close(parts[key], val, f"{what}: parts['{key}']", 1e-5, 1e-5)
+        expect_close(loss, exp_loss, f"{what}: the loss", 1e-5, 1e-5)
+        loss.backward()
+        expect_close(logits.grad, g_logits, f"{what}: d loss / d logits", 1e-5, 1e-5)
+        expect_close(values.grad, g_values, f"{what}: d loss / d values", 1e-5, 1e-5)
+    # Advantages and returns that still carry the critic's graph must be treated as constants.
+    logits, actions, _, values, returns, mask = _loss_inputs()
+    adv = returns - values  # depends on values through autograd
+    targets = values + 1.0  # a bootstrapped target built from the same values
+    loss, _ = fn(logits, actions, adv, values, targets, mask, 0.5, 0.0)
+    loss.backward()
+    expect_close(values.grad, 0.5 * mask.numpy() * (-1.0) / float(mask.sum()),
+                 "d loss / d values when advantages = returns - values and returns = values + 1 "
+                 "are passed with their autograd graph (they must be detached: only the value "
+                 "loss's own V may get gradient)", 1e-5, 1e-5)

@@ -1,0 +1,238 @@
+"""Honesty tests for the checks of notebook 06: blanks and plausible wrong answers must fail."""
+
+import pytest
+import torch
+
+from rlcourse import actor_critic
+from rlcourse.advantages import masked_mean, td_errors
+from tests.honesty import assert_verdict, honesty_cases
+
+# ---- td_errors ---------------------------------------------------------------------------
+
+
+def td_gamma_on_difference(rewards, values, next_values, terminated, gamma):
+    """E-42: delta = r + gamma * (V(s') - V(s)), the seed's garbled prose."""
+    alive = 1.0 - terminated.float()
+    return rewards + gamma * (alive * next_values - values)
+
+
+def td_no_terminal_mask(rewards, values, next_values, terminated, gamma):
+    """Bootstraps from the next value even when the episode terminated."""
+    return rewards + gamma * next_values - values
+
+
+def td_no_gamma(rewards, values, next_values, terminated, gamma):
+    """Forgets the discount: r + V(s') - V(s)."""
+    return rewards + (1.0 - terminated.float()) * next_values - values
+
+
+def td_mask_on_current_value(rewards, values, next_values, terminated, gamma):
+    """Puts the terminal mask on V(s) instead of V(s')."""
+    alive = 1.0 - terminated.float()
+    return rewards + gamma * next_values - alive * values
+
+
+# ---- gae ---------------------------------------------------------------------------------
+
+
+def _backward(delta, keep, w):
+    adv = torch.zeros_like(delta)
+    running = torch.zeros_like(delta[:, 0])
+    for t in range(delta.shape[1] - 1, -1, -1):
+        running = delta[:, t] + w * keep[:, t] * running
+        adv[:, t] = running
+    return adv
+
+
+def gae_lambda_without_gamma(rewards, values, next_values, terminated, dones, gamma, lam):
+    """A_t = delta_t + lam * A_{t+1}: E-04's "lambda is like gamma" taken literally."""
+    delta = td_errors(rewards, values, next_values, terminated, gamma)
+    return _backward(delta, 1.0 - dones.float(), lam)
+
+
+def gae_not_cut_at_dones(rewards, values, next_values, terminated, dones, gamma, lam):
+    """The recursion runs on across episode boundaries."""
+    delta = td_errors(rewards, values, next_values, terminated, gamma)
+    return _backward(delta, torch.ones_like(delta), gamma * lam)
+
+
+def gae_cut_only_at_terminations(rewards, values, next_values, terminated, dones, gamma, lam):
+    """Stops the recursion at terminations but lets truncated episodes leak into the next."""
+    delta = td_errors(rewards, values, next_values, terminated, gamma)
+    return _backward(delta, 1.0 - terminated.float(), gamma * lam)
+
+
+def gae_truncation_as_termination(rewards, values, next_values, terminated, dones, gamma, lam):
+    """Treats a time-limit truncation as a terminal state (no bootstrap)."""
+    delta = td_errors(rewards, values, next_values, dones, gamma)
+    return _backward(delta, 1.0 - dones.float(), gamma * lam)
+
+
+def gae_forward_in_time(rewards, values, next_values, terminated, dones, gamma, lam):
+    """Accumulates past TD errors (a forward loop) instead of future ones."""
+    delta = td_errors(rewards, values, next_values, terminated, gamma)
+    flip = lambda x: torch.flip(x, dims=[1])
+    return flip(_backward(flip(delta), flip(1.0 - dones.float()), gamma * lam))
+
+
+# ---- n_step_returns ----------------------------------------------------------------------
+
+
+def nstep_bootstrap_power_off_by_one(rewards, next_values, terminated, dones, gamma, n):
+    """Bootstraps with gamma^(m-1) V(s_{t+m}) instead of gamma^m."""
+    ref = actor_critic.n_step_returns(rewards, next_values, terminated, dones, gamma, n)
+    boot = actor_critic.n_step_returns(torch.zeros_like(rewards), next_values, terminated, dones,
+                                       gamma, n)
+    return ref - boot + boot / gamma if gamma > 0 else ref
+
+
+def nstep_ignores_dones(rewards, next_values, terminated, dones, gamma, n):
+    """The n-step window runs across episode ends (adds the next episode's rewards)."""
+    none = torch.zeros_like(dones)
+    return actor_critic.n_step_returns(rewards, next_values, none, none, gamma, n)
+
+
+def nstep_bootstraps_terminal(rewards, next_values, terminated, dones, gamma, n):
+    """Stops at episode ends but bootstraps even from a terminal state."""
+    return actor_critic.n_step_returns(rewards, next_values, torch.zeros_like(terminated), dones,
+                                       gamma, n)
+
+
+def nstep_window_of_n_minus_one(rewards, next_values, terminated, dones, gamma, n):
+    """Sums only n-1 rewards before bootstrapping (off-by-one in the window)."""
+    if n == 1:
+        return rewards + gamma * (1.0 - terminated.float()) * next_values
+    return actor_critic.n_step_returns(rewards, next_values, terminated, dones, gamma, n - 1)
+
+
+# ---- a2c_loss ----------------------------------------------------------------------------
+
+
+def _parts(logits, actions, advantages, values, returns, mask):
+    log_probs = torch.log_softmax(logits, -1)
+    logp = log_probs.gather(-1, actions.long()[..., None])[..., 0]
+    entropy = masked_mean(-(log_probs.exp() * log_probs).sum(-1), mask)
+    return logp, entropy
+
+
+def _pack(pl, vl, ent, vf_coef, ent_coef):
+    return pl + vf_coef * vl - ent_coef * ent, {"policy_loss": float(pl.detach()),
+                                               "value_loss": float(vl.detach()),
+                                               "entropy": float(ent.detach())}
+
+
+def loss_advantage_not_detached(logits, actions, advantages, values, returns, mask=None,
+                                vf_coef=0.5, ent_coef=0.0):
+    """Lets the policy loss push gradient into the critic through the advantages."""
+    logp, ent = _parts(logits, actions, advantages, values, returns, mask)
+    pl = -masked_mean(logp * advantages, mask)
+    vl = 0.5 * masked_mean((values - returns.detach()) ** 2, mask)
+    return _pack(pl, vl, ent, vf_coef, ent_coef)
+
+
+def loss_value_sign(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                    ent_coef=0.0):
+    """Subtracts the value loss (the critic climbs its own error)."""
+    loss, parts = actor_critic.a2c_loss(logits, actions, advantages, values, returns, mask,
+                                        vf_coef, ent_coef)
+    return loss - 2 * vf_coef * 0.5 * masked_mean((values - returns.detach()) ** 2, mask), parts
+
+
+def loss_entropy_sign(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                      ent_coef=0.0):
+    """Adds the entropy to the loss: a penalty that makes the policy deterministic."""
+    logp, ent = _parts(logits, actions, advantages, values, returns, mask)
+    pl = -masked_mean(logp * advantages.detach(), mask)
+    vl = 0.5 * masked_mean((values - returns.detach()) ** 2, mask)
+    return pl + vf_coef * vl + ent_coef * ent, {"policy_loss": float(pl.detach()),
+                                                "value_loss": float(vl.detach()),
+                                                "entropy": float(ent.detach())}
+
+
+def loss_policy_sign(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                     ent_coef=0.0):
+    """Minimises +A log pi: gradient descent on the objective instead of ascent."""
+    logp, ent = _parts(logits, actions, advantages, values, returns, mask)
+    pl = masked_mean(logp * advantages.detach(), mask)
+    vl = 0.5 * masked_mean((values - returns.detach()) ** 2, mask)
+    return _pack(pl, vl, ent, vf_coef, ent_coef)
+
+
+def loss_ignores_mask(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                      ent_coef=0.0):
+    """Averages over autoreset/padding steps too."""
+    return actor_critic.a2c_loss(logits, actions, advantages, values, returns, None, vf_coef,
+                                 ent_coef)
+
+
+def loss_mse_without_half(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                          ent_coef=0.0):
+    """Value loss mean((V - R)^2) without the 1/2 the exercise asks for."""
+    logp, ent = _parts(logits, actions, advantages, values, returns, mask)
+    pl = -masked_mean(logp * advantages.detach(), mask)
+    vl = masked_mean((values - returns.detach()) ** 2, mask)
+    return _pack(pl, vl, ent, vf_coef, ent_coef)
+
+
+def loss_returns_not_detached(logits, actions, advantages, values, returns, mask=None,
+                              vf_coef=0.5, ent_coef=0.0):
+    """Regresses V on a target that still carries the critic's graph (a full gradient)."""
+    logp, ent = _parts(logits, actions, advantages, values, returns, mask)
+    pl = -masked_mean(logp * advantages.detach(), mask)
+    vl = 0.5 * masked_mean((values - returns) ** 2, mask)
+    return _pack(pl, vl, ent, vf_coef, ent_coef)
+
+
+def loss_probability_not_log(logits, actions, advantages, values, returns, mask=None,
+                             vf_coef=0.5, ent_coef=0.0):
+    """Weights pi(a|s) instead of log pi(a|s) by the advantage."""
+    logp, ent = _parts(logits, actions, advantages, values, returns, mask)
+    pl = -masked_mean(logp.exp() * advantages.detach(), mask)
+    vl = 0.5 * masked_mean((values - returns.detach()) ** 2, mask)
+    return _pack(pl, vl, ent, vf_coef, ent_coef)
+
+
+WRONG_ANSWERS = {
+    "actor_critic.td_errors": {
+        "gamma_on_difference_E42": td_gamma_on_difference,
+        "no_terminal_mask": td_no_terminal_mask,
+        "no_gamma": td_no_gamma,
+        "mask_on_current_value": td_mask_on_current_value,
+    },
+    "actor_critic.gae": {
+        "lambda_without_gamma": gae_lambda_without_gamma,
+        "not_cut_at_dones": gae_not_cut_at_dones,
+        "cut_only_at_terminations": gae_cut_only_at_terminations,
+        "truncation_as_termination": gae_truncation_as_termination,
+        "forward_in_time": gae_forward_in_time,
+    },
+    "actor_critic.n_step_returns": {
+        "bootstrap_power_off_by_one": nstep_bootstrap_power_off_by_one,
+        "ignores_dones": nstep_ignores_dones,
+        "bootstraps_terminal": nstep_bootstraps_terminal,
+        "window_of_n_minus_one": nstep_window_of_n_minus_one,
+    },
+    "actor_critic.a2c_loss": {
+        "advantage_not_detached": loss_advantage_not_detached,
+        "value_loss_sign": loss_value_sign,
+        "entropy_sign": loss_entropy_sign,
+        "policy_sign": loss_policy_sign,
+        "ignores_mask": loss_ignores_mask,
+        "mse_without_half": loss_mse_without_half,
+        "returns_not_detached": loss_returns_not_detached,
+        "probability_not_log": loss_probability_not_log,
+    },
+}
+
+
+@pytest.mark.parametrize("name,candidate,expected", honesty_cases(WRONG_ANSWERS))
+def test_check_is_honest(name, candidate, expected):
+    assert_verdict(name, candidate, expected)
+
+
+def test_every_exercise_of_the_notebook_has_wrong_answers():
+    from rlcourse import exercises
+
+    exercises.get("actor_critic.gae")  # loads the registry
+    mine = {n for n, ex in exercises.REGISTRY.items() if ex.notebook == "06_actor_critic_gae"}
+    assert mine == set(WRONG_ANSWERS)
