@@ -9,7 +9,15 @@ notebook                  module
 01 Bandits                :mod:`rlcourse.bandits`
 02 MDPs and DP            :mod:`rlcourse.mdp`
 03 Model-free RL          :mod:`rlcourse.tabular`
+04 DQN                    :mod:`rlcourse.dqn`
+05 Policy gradients       :mod:`rlcourse.pg`
+06 Actor-critic and GAE   :mod:`rlcourse.actor_critic`, :mod:`rlcourse.advantages`
+07 Trust regions and PPO  :mod:`rlcourse.ppo`
+08 The wider map          :mod:`rlcourse.wider`
 ========================  =========================================
+
+Part II shares :mod:`rlcourse.deeprl` (vector envs, evaluation) and the benchmark CLI
+``python -m rlcourse.bench``.
 
 Exercise checks live in :mod:`rlcourse.checks`, the checking machinery in
 :mod:`rlcourse.exercises`.
