@@ -2,14 +2,27 @@
 
 All losses are written to be *minimised* (loss = -objective) and average over a mask of real
 steps, so they serve both vector-env rollouts and padded language-model batches ([B, T]).
+
+The module has three parts: the loss functions and KL tools (pure, any shape); small exact
+problems used to teach the theory (KL fits on a grid, tabular surrogate and performance
+difference, the natural gradient of a softmax); and the PPO agent for gymnasium vector envs
+(:class:`Config`, :func:`collect_rollout`, :func:`update`, :func:`train`).
 """
 
 from __future__ import annotations
 
-import torch
+import time
+from dataclasses import dataclass, fields, replace
 
-from rlcourse.advantages import masked_mean
-from rlcourse.validation import check_in_range
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from rlcourse import deeprl
+from rlcourse.advantages import gae, masked_mean, normalize
+from rlcourse.validation import check_gamma, check_in_range, check_positive_int
 
 Tensor = torch.Tensor
 
@@ -27,13 +40,25 @@ def clipped_surrogate(logp: Tensor, logp_old: Tensor, adv: Tensor, clip_eps: flo
                          f"adv {tuple(adv.shape)} must have the same shape")
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()
-    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
-    loss = -masked_mean(surrogate, mask)
+    loss = -masked_mean(clipped_objective(ratio, adv, eps), mask)
     with torch.no_grad():
         clipped = ((ratio - 1).abs() > eps).to(adv.dtype)
         stats = {"clip_fraction": float(masked_mean(clipped, mask)),
                  "approx_kl": float(masked_mean(kl_k3(log_ratio), mask))}
     return loss, stats
+
+
+def clipped_objective(ratio: Tensor, adv: Tensor, clip_eps: float = 0.2) -> Tensor:
+    """Per-sample PPO-clip objective  min(r A, clip(r, 1-eps, 1+eps) A)  (to maximise).
+
+    Elementwise; ``ratio`` and ``adv`` have the same shape. The clip acts on the ratio, never
+    on the advantage or the gradient.
+    """
+    eps = check_in_range(clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+    if ratio.shape != adv.shape:
+        raise ValueError(f"ratio {tuple(ratio.shape)} and adv {tuple(adv.shape)} must have the "
+                         "same shape")
+    return torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
 
 
 def clipped_value_loss(values: Tensor, old_values: Tensor, targets: Tensor,
@@ -63,3 +88,451 @@ def kl_k2(log_ratio: Tensor) -> Tensor:
 def kl_k3(log_ratio: Tensor) -> Tensor:
     """k3 = (r - 1) - log r, x ~ q: unbiased for KL(q || p) and always >= 0."""
     return torch.expm1(log_ratio) - log_ratio
+
+
+# ---- more of the math: ratios, the six cases, exact KL, entropy, adaptive beta -------------
+
+def ratio_from_logps(logp: Tensor, logp_old: Tensor) -> Tensor:
+    """r = pi(a|s) / pi_old(a|s) = exp(logp - logp_old), elementwise (any equal shapes).
+
+    Taking the difference of logs first avoids dividing two tiny probabilities.
+    """
+    if logp.shape != logp_old.shape:
+        raise ValueError(f"logp {tuple(logp.shape)} and logp_old {tuple(logp_old.shape)} must "
+                         "have the same shape")
+    return torch.exp(logp - logp_old)
+
+
+def clip_branch_active(ratio: Tensor, adv: Tensor, clip_eps: float = 0.2) -> Tensor:
+    """Bool mask: the clipped term is the (strict) minimum, so the sample has zero gradient.
+
+    That happens for A > 0 with r > 1 + eps and for A < 0 with r < 1 - eps. In the other two
+    "outside" cases (A > 0, r < 1 - eps; A < 0, r > 1 + eps) the unclipped term is smaller, so
+    it stays active: the pessimistic bound keeps pulling the ratio back.
+    """
+    eps = check_in_range(clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+    return ((adv > 0) & (ratio > 1 + eps)) | ((adv < 0) & (ratio < 1 - eps))
+
+
+def categorical_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """Exact KL(p || q) = sum_a p(a) (log p(a) - log q(a)) per row. [..., A] -> [...]."""
+    if logits_p.shape != logits_q.shape:
+        raise ValueError(f"logits_p {tuple(logits_p.shape)} and logits_q "
+                         f"{tuple(logits_q.shape)} must have the same shape")
+    logp, logq = torch.log_softmax(logits_p, -1), torch.log_softmax(logits_q, -1)
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+def categorical_entropy(logits: Tensor) -> Tensor:
+    """H(pi) = -sum_a pi(a) log pi(a) per row. [..., A] -> [...]."""
+    logp = torch.log_softmax(logits, -1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def adaptive_kl_beta(beta: float, kl: float, target: float, factor: float = 2.0,
+                     tolerance: float = 1.5) -> float:
+    """PPO-penalty's rule: beta * factor if kl > tolerance * target, beta / factor if
+    kl < target / tolerance, else unchanged (a too-large step makes the penalty stiffer)."""
+    if beta <= 0 or target <= 0 or factor <= 1 or tolerance < 1:
+        raise ValueError(f"need beta > 0, target > 0, factor > 1, tolerance >= 1; got "
+                         f"beta={beta}, target={target}, factor={factor}, tolerance={tolerance}")
+    if kl > tolerance * target:
+        return beta * factor
+    if kl < target / tolerance:
+        return beta / factor
+    return beta
+
+
+def kl_penalty_surrogate(logp: Tensor, logp_old: Tensor, adv: Tensor, kl: Tensor, beta: float,
+                         mask: Tensor | None = None) -> Tensor:
+    """PPO-penalty loss  -mean( r A - beta * KL(pi_old || pi) )  (to minimise).
+
+    ``kl`` holds a per-sample KL (exact over actions, or an estimator such as k3); same shape
+    as ``adv``.
+    """
+    ratio = ratio_from_logps(logp, logp_old)
+    if adv.shape != ratio.shape or kl.shape != ratio.shape:
+        raise ValueError(f"adv {tuple(adv.shape)} and kl {tuple(kl.shape)} must match logp "
+                         f"{tuple(ratio.shape)}")
+    return -masked_mean(ratio * adv - beta * kl, mask)
+
+
+def ppo_loss(policy_loss: Tensor, value_loss: Tensor, entropy: Tensor, vf_coef: float = 0.5,
+             ent_coef: float = 0.01) -> Tensor:
+    """The full loss to minimise:  policy_loss + vf_coef * value_loss - ent_coef * entropy.
+
+    This is  -(L^CLIP - c1 L^VF + c2 S)  with ``policy_loss = -L^CLIP``: the entropy *bonus*
+    is subtracted from a loss, the value error is added. ``entropy`` is the mean entropy.
+    """
+    if vf_coef < 0 or ent_coef < 0:
+        raise ValueError(f"vf_coef and ent_coef must be >= 0, got {vf_coef}, {ent_coef}")
+    return policy_loss + vf_coef * value_loss - ent_coef * entropy
+
+
+
+# ---- KL directions, the surrogate's accuracy, the natural gradient (small exact problems) ---
+
+def fit_gaussian_kl(xs: Tensor, log_p: Tensor, direction: str, mu0: float = 0.0,
+                    sigma0: float = 1.0, steps: int = 400, lr: float = 0.05
+                    ) -> tuple[float, float]:
+    """Fit N(mu, sigma^2) to a target on a grid by gradient descent on a KL; returns (mu, sigma).
+
+    ``xs`` [G] is an evenly spaced grid and ``log_p`` [G] the target's log-probabilities on it
+    (normalised over the grid). ``direction="forward"`` minimises KL(p || q) (mass-covering,
+    what maximum likelihood does), ``"reverse"`` minimises KL(q || p) (mode-seeking).
+    """
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
+    if xs.shape != log_p.shape or xs.ndim != 1:
+        raise ValueError(f"xs {tuple(xs.shape)} and log_p {tuple(log_p.shape)} must be equal "
+                         "1-D shapes")
+    mu = torch.tensor(float(mu0), dtype=xs.dtype, requires_grad=True)
+    log_sigma = torch.tensor(float(np.log(sigma0)), dtype=xs.dtype, requires_grad=True)
+    opt = torch.optim.Adam([mu, log_sigma], lr=lr)
+    for _ in range(check_positive_int(steps, "steps")):
+        log_q = torch.log_softmax(-0.5 * ((xs - mu) / log_sigma.exp()) ** 2, 0)
+        first, second = (log_p, log_q) if direction == "forward" else (log_q, log_p)
+        kl = (first.exp() * (first - second)).sum()
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    return float(mu.detach()), float(log_sigma.detach().exp())
+
+
+def tabular_values(P: Tensor, R: Tensor, gamma: float, pi: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact V [S] and Q [S, A] of policy ``pi`` [S, A] in an MDP (P [S, A, S], R [S, A]).
+
+    Solves (I - gamma P_pi) V = r_pi; differentiable in ``pi`` (needs gamma < 1).
+    """
+    gamma = check_in_range(gamma, "gamma", 0.0, 1.0, high_open=True)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    V = torch.linalg.solve(torch.eye(P.shape[0], dtype=P.dtype) - gamma * P_pi,
+                           (pi * R).sum(1))
+    return V, R + gamma * P @ V
+
+
+def state_visitation(P: Tensor, gamma: float, pi: Tensor, rho0: Tensor) -> Tensor:
+    """Discounted state distribution d(s) = (1 - gamma) sum_t gamma^t Pr(s_t = s). [S]."""
+    gamma = check_in_range(gamma, "gamma", 0.0, 1.0, high_open=True)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    eye = torch.eye(P.shape[0], dtype=P.dtype)
+    return (1 - gamma) * torch.linalg.solve((eye - gamma * P_pi).T, rho0)
+
+
+def surrogate_gain(P: Tensor, R: Tensor, gamma: float, rho0: Tensor, pi_old: Tensor,
+                   pi: Tensor, exact: bool = False) -> Tensor:
+    """Predicted J(pi) - J(pi_old) = E_{s ~ d, a ~ pi_old}[ pi/pi_old * A_old ] / (1 - gamma).
+
+    With ``exact=False``, d is pi_old's state distribution (the TRPO/PPO surrogate, first-order
+    accurate); with ``exact=True`` it is pi's own, which makes it an identity (the performance
+    difference lemma).
+    """
+    V, Q = tabular_values(P, R, gamma, pi_old)
+    adv = Q - V[:, None]
+    d = state_visitation(P, gamma, pi if exact else pi_old, rho0)
+    weighted = pi_old * (pi / pi_old) * adv  # importance weights over actions, written out
+    return (d * weighted.sum(1)).sum() / (1 - gamma)
+
+
+def softmax_fisher(logits: Tensor) -> Tensor:
+    """Fisher information of a softmax policy in its logits: diag(p) - p p^T. [A] -> [A, A]."""
+    p = torch.softmax(logits, -1)
+    return torch.diag(p) - torch.outer(p, p)
+
+
+def natural_gradient_step(logits: Tensor, grad: Tensor, max_kl: float) -> Tensor:
+    """The TRPO step for one softmax: F^+ g scaled so that  0.5 d^T F d = max_kl. [A] -> [A].
+
+    ``F^+`` is the pseudo-inverse (F is singular: adding a constant to all logits changes
+    nothing). To second order the step changes the policy by KL = ``max_kl``.
+    """
+    if max_kl <= 0:
+        raise ValueError(f"max_kl must be > 0, got {max_kl}")
+    F = softmax_fisher(logits)
+    g = grad - grad.mean()  # drop the component along the null direction (1, ..., 1)
+    direction = torch.linalg.pinv(F, hermitian=True, rtol=1e-10) @ g
+    curvature = direction @ F @ direction
+    if float(curvature) <= 1e-20:
+        return torch.zeros_like(logits)
+    return direction * torch.sqrt(2 * max_kl / curvature)
+
+# ---- the agent and its training loop ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """PPO's course defaults (tuned on CartPole-v1; they also solve Acrobot-v1).
+
+    Set ``clip_eps=None`` to drop the ratio clip, ``objective="kl_penalty"`` for PPO-penalty,
+    ``epochs=1, minibatches=1`` for one plain policy-gradient step per batch (vanilla PG).
+    """
+
+    num_envs: int = 8
+    rollout_steps: int = 64          # per env, so a batch holds num_envs * rollout_steps steps
+    epochs: int = 8
+    minibatches: int = 4
+    lr: float = 2.5e-3
+    anneal_lr: bool = True           # linear decay to 0 over ``anneal_steps``
+    anneal_steps: int | None = None  # the decay's horizon; None means ``total_steps``
+    gamma: float = 0.99
+    lam: float = 0.95
+    objective: str = "clip"          # "clip" (PPO-clip) or "kl_penalty" (PPO-penalty)
+    clip_eps: float | None = 0.2
+    kl_target: float = 0.01          # PPO-penalty: target KL(pi_old || pi) per update
+    beta_init: float = 1.0           # PPO-penalty: initial KL coefficient
+    target_kl: float | None = None   # optional early stop of the epochs (both objectives)
+    vf_coef: float = 0.5
+    vf_clip: float | None = None     # value clipping (PPO's pessimistic value loss)
+    ent_coef: float = 0.0
+    max_grad_norm: float | None = 0.5
+    norm_adv: bool = True
+    hidden: int = 64
+    total_steps: int = 200_000
+    stop_when_solved: bool = True
+    post_solve_steps: int = 0        # keep training this many env steps after solving
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "rollout_steps", "epochs", "minibatches", "hidden",
+                     "total_steps"):
+            check_positive_int(getattr(self, name), name)
+        if self.anneal_steps is not None:
+            check_positive_int(self.anneal_steps, "anneal_steps")
+        check_gamma(self.gamma)
+        check_gamma(self.lam, "lam")
+        check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
+        if self.objective not in ("clip", "kl_penalty"):
+            raise ValueError(f"objective must be 'clip' or 'kl_penalty', got {self.objective!r}")
+        if self.clip_eps is not None:
+            check_in_range(self.clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+        for name in ("kl_target", "beta_init", "vf_coef", "ent_coef", "vf_clip",
+                     "max_grad_norm", "target_kl", "post_solve_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if self.minibatches > self.num_envs * self.rollout_steps:
+            raise ValueError(f"minibatches={self.minibatches} exceeds the batch size "
+                             f"{self.num_envs * self.rollout_steps}")
+
+
+def make_config(**overrides) -> Config:
+    """``Config`` with ``overrides``; unknown names raise a ``TypeError`` listing the known."""
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown PPO hyperparameter(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(known))}")
+    return replace(Config(), **overrides)
+
+
+class ActorCritic(nn.Module):
+    """Separate policy and value MLPs (two tanh hidden layers each)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64):
+        super().__init__()
+        self.pi = deeprl.mlp([obs_dim, hidden, hidden, n_actions], out_gain=0.01)
+        self.v = deeprl.mlp([obs_dim, hidden, hidden, 1], out_gain=1.0)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """obs [N, obs_dim] -> (logits [N, A], values [N])."""
+        return self.pi(obs), self.v(obs).squeeze(-1)
+
+    @torch.no_grad()
+    def act_greedy(self, obs: Tensor) -> Tensor:
+        """The most probable action for each row of ``obs``: [N, obs_dim] -> [N]."""
+        return self.pi(obs).argmax(-1)
+
+
+@dataclass
+class Rollout:
+    """One batch from the vector env; tensors are [T, N] (or [T, N, ...]) on the device."""
+
+    obs: Tensor
+    actions: Tensor
+    logits: Tensor
+    logp: Tensor
+    values: Tensor
+    next_values: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    dones: Tensor
+    valid: Tensor
+
+
+def sample_actions(logits: Tensor, generator: torch.Generator) -> Tensor:
+    """Draw one action per row of ``logits`` [N, A] (Gumbel-max trick) -> [N]."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    return (logits - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(-1)
+
+
+def advantages_and_targets(ro: Rollout, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
+    """GAE advantages and value targets (A + V), both [T, N], via :mod:`rlcourse.advantages`.
+
+    The rollout is [T, N]; the estimators work on [batch, time], hence the transposes.
+    """
+    adv = gae(ro.rewards.T, ro.values.T, ro.next_values.T, ro.terminated.T, ro.dones.T,
+              gamma, lam).T
+    return adv, adv + ro.values
+
+
+@dataclass
+class _Run:
+    """Mutable state of one training run between rollouts."""
+
+    envs: gym.vector.VectorEnv
+    obs: np.ndarray
+    step_mask: deeprl.StepMask
+    tracker: deeprl.EpisodeTracker
+    started: float
+    steps: int = 0
+    solved_at: int | None = None
+    solved_seconds: float | None = None
+
+
+@torch.no_grad()
+def collect_rollout(agent: ActorCritic, run: _Run, steps: int, generator: torch.Generator,
+                    device: str = "cpu") -> Rollout:
+    """Run the current policy for ``steps`` vector steps; returns [T, N] tensors on ``device``.
+
+    Autoreset steps (next-step autoreset) get ``valid = False``; the value after the last
+    step bootstraps the rollout's end, and a truncated episode bootstraps from its final
+    observation (``next_values``) while a terminated one does not (``terminated``).
+    """
+    n = run.envs.num_envs
+    obs_l, logits_l, act_l, val_l = [], [], [], []
+    rew, term, trunc, valid = (np.empty((steps, n), dtype=d)
+                               for d in (np.float32, bool, bool, bool))
+    for t in range(steps):
+        obs = torch.as_tensor(run.obs, dtype=torch.float32, device=device)
+        logits, v = agent(obs)
+        action = sample_actions(logits, generator)
+        obs_l.append(obs), logits_l.append(logits), act_l.append(action), val_l.append(v)
+        run.obs, rew[t], term[t], trunc[t], _ = run.envs.step(action.cpu().numpy())
+        valid[t] = run.step_mask.step(term[t], trunc[t])
+        run.tracker.update(rew[t], term[t], trunc[t], valid[t])
+        run.steps += n
+        if run.solved_at is None and run.tracker.solved:
+            run.solved_at, run.solved_seconds = run.steps, time.perf_counter() - run.started
+    last_v = agent.v(torch.as_tensor(run.obs, dtype=torch.float32, device=device)).squeeze(-1)
+    values, logits, actions = torch.stack(val_l), torch.stack(logits_l), torch.stack(act_l)
+    as_t = lambda x: torch.as_tensor(x, device=device)
+    term_t, valid_t = as_t(term), as_t(valid)
+    return Rollout(obs=torch.stack(obs_l), actions=actions, logits=logits,
+                   logp=torch.log_softmax(logits, -1).gather(-1, actions[..., None])[..., 0],
+                   values=values, next_values=torch.cat([values[1:], last_v[None]]),
+                   rewards=as_t(rew), terminated=term_t, dones=term_t | as_t(trunc) | ~valid_t,
+                   valid=valid_t)
+
+
+def _policy_loss(cfg: Config, logits: Tensor, logp: Tensor, logp_old: Tensor,
+                 logits_old: Tensor, adv: Tensor, beta: float) -> Tensor:
+    """The policy part of the loss for the configured objective (mean over the minibatch)."""
+    ratio = ratio_from_logps(logp, logp_old)
+    if cfg.objective == "kl_penalty":
+        kl = categorical_kl(logits_old, logits)  # KL(pi_old || pi), exact over actions
+        return kl_penalty_surrogate(logp, logp_old, adv, kl, beta)
+    if cfg.clip_eps is None:
+        return -(ratio * adv).mean()
+    return -clipped_objective(ratio, adv, cfg.clip_eps).mean()
+
+
+@torch.no_grad()
+def _batch_stats(agent: ActorCritic, obs: Tensor, act: Tensor, logits_old: Tensor,
+                 targets: Tensor, clip_eps: float | None) -> dict[str, float]:
+    """KL(pi_old || pi), clip fraction, entropy and value error of the updated agent."""
+    logits, v = agent(obs)
+    logp = torch.log_softmax(logits, -1).gather(-1, act[:, None])[:, 0]
+    logp_old = torch.log_softmax(logits_old, -1).gather(-1, act[:, None])[:, 0]
+    ratio = ratio_from_logps(logp, logp_old)
+    eps = 0.2 if clip_eps is None else clip_eps
+    return {"kl": float(categorical_kl(logits_old, logits).mean()),
+            "clip_fraction": float(((ratio - 1).abs() > eps).float().mean()),
+            "entropy": float(categorical_entropy(logits).mean()),
+            "value_loss": float(0.5 * ((v - targets) ** 2).mean())}
+
+
+def update(agent: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, adv: Tensor,
+           targets: Tensor, cfg: Config, generator: torch.Generator, beta: float = 0.0
+           ) -> dict[str, float]:
+    """``cfg.epochs`` passes of minibatch gradient steps on the valid steps of ``ro``.
+
+    Returns statistics of the updated policy on the whole batch: the exact KL(pi_old || pi),
+    the fraction of ratios outside [1 - eps, 1 + eps], the entropy, the value error, and the
+    number of epochs run (fewer when ``target_kl`` stopped the update early).
+    """
+    keep = ro.valid.reshape(-1)
+    flat = lambda x: x.reshape(-1, *x.shape[2:])[keep]
+    obs, act, logp_old, logits_old, v_old, adv, targets = map(
+        flat, (ro.obs, ro.actions, ro.logp, ro.logits, ro.values, adv, targets))
+    n = obs.shape[0]
+    size = -(-n // min(cfg.minibatches, n))
+    epochs = 0
+    for _ in range(cfg.epochs):
+        for mb in torch.randperm(n, generator=generator, device=obs.device).split(size):
+            logits, v = agent(obs[mb])
+            logp = torch.log_softmax(logits, -1).gather(-1, act[mb, None])[:, 0]
+            a = normalize(adv[mb]) if cfg.norm_adv and len(mb) > 1 else adv[mb]
+            pl = _policy_loss(cfg, logits, logp, logp_old[mb], logits_old[mb], a, beta)
+            vl = clipped_value_loss(v, v_old[mb], targets[mb], cfg.vf_clip)
+            ent = categorical_entropy(logits).mean()
+            opt.zero_grad()
+            ppo_loss(pl, vl, ent, cfg.vf_coef, cfg.ent_coef).backward()
+            if cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            opt.step()
+        epochs += 1
+        if cfg.target_kl is not None:
+            with torch.no_grad():
+                kl = float(categorical_kl(logits_old, agent.pi(obs)).mean())
+            if kl > cfg.target_kl:
+                break
+    stats = _batch_stats(agent, obs, act, logits_old, targets, cfg.clip_eps)
+    return {**stats, "epochs": float(epochs)}
+
+
+def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
+          progress: bool = True, **overrides) -> deeprl.TrainResult:
+    """Train PPO on ``env_id`` with :class:`Config` defaults updated by ``overrides``.
+
+    Stops at ``total_steps`` env steps (summed over sub-envs), or ``post_solve_steps`` after
+    the running mean of the last ``deeprl.SOLVE_WINDOW`` episodes first reaches the env's
+    reward threshold (with ``stop_when_solved``). ``history`` has one entry per update.
+    """
+    cfg = make_config(**overrides)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
+    obs_dim, n_actions = deeprl.check_env_for("PPO", envs)
+    agent = ActorCritic(obs_dim, n_actions, cfg.hidden).to(device)
+    fused = torch.device(device).type in ("cpu", "cuda")  # one kernel for all parameters
+    opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5, fused=fused)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    obs, _ = envs.reset(seed=seed)
+    run = _Run(envs, obs, deeprl.StepMask(cfg.num_envs),
+               deeprl.EpisodeTracker(cfg.num_envs, deeprl.env_spec(env_id).reward_threshold),
+               started)
+    history: dict[str, list[float]] = {}
+    beta = cfg.beta_init
+    with tqdm(total=cfg.total_steps, disable=not progress, desc=f"PPO {env_id}") as bar:
+        while run.steps < cfg.total_steps:
+            if cfg.anneal_lr:
+                horizon = cfg.anneal_steps or cfg.total_steps
+                opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1 - run.steps / horizon)
+            ro = collect_rollout(agent, run, cfg.rollout_steps, generator, device)
+            adv, targets = advantages_and_targets(ro, cfg.gamma, cfg.lam)
+            stats = update(agent, opt, ro, adv, targets, cfg, generator, beta)
+            stats.update(step=run.steps, running_mean=run.tracker.running_mean, beta=beta,
+                         lr=opt.param_groups[0]["lr"])
+            for key, val in stats.items():
+                history.setdefault(key, []).append(float(val))
+            if cfg.objective == "kl_penalty":
+                beta = adaptive_kl_beta(beta, stats["kl"], cfg.kl_target)
+            bar.update(cfg.num_envs * cfg.rollout_steps)
+            bar.set_postfix(mean_return=f"{run.tracker.running_mean:.1f}")
+            if (cfg.stop_when_solved and run.solved_at is not None
+                    and run.steps >= run.solved_at + cfg.post_solve_steps):
+                break
+    envs.close()
+    return deeprl.TrainResult(
+        algo="ppo", env_id=env_id, seed=seed, solved=run.solved_at is not None,
+        steps_to_solve=run.solved_at, seconds_to_solve=run.solved_seconds,
+        total_steps=run.steps, seconds=time.perf_counter() - started, act=agent.act_greedy,
+        episode_returns=list(run.tracker.returns), history=history)

@@ -1,0 +1,1063 @@
+# %% [markdown]
+# # 07 · Trust regions and PPO
+#
+# The policy gradient of notebook 05 and the actor-critic of notebook 06 take **one** gradient
+# step per batch of experience, and the size of that step is a learning rate in *parameter*
+# space. Nothing ties it to how much the *policy* changes: the same step can do nothing in one
+# place and flip the agent's behaviour in another, and a policy that collapses collects bad data
+# from then on. Trust-region methods measure the step where it matters, in the space of action
+# distributions, with the KL divergence. TRPO does it exactly (and expensively); PPO does it
+# approximately with a clipped objective, which lets it reuse every batch for several epochs.
+# PPO is also the algorithm that Part III uses to fine-tune a language model.
+#
+# **Learning goals.** After this notebook you can
+# 1. explain why a fixed learning rate gives an uncontrolled step in policy space, and compute
+#    the KL of a "90 % left → 90 % right" flip;
+# 2. compute a categorical KL, name its direction in SFT, RLHF and TRPO, show forward KL is
+#    mass-covering and reverse KL mode-seeking, and use the k1/k2/k3 sample estimators;
+# 3. derive the importance-weighted surrogate with the correct ratio
+#    $\pi_\theta(a\mid s)/\pi_{\theta_\text{old}}(a\mid s)$, check with autograd that its gradient at
+#    $\theta_\text{old}$ is the policy gradient, and say what approximation it makes;
+# 4. state TRPO's constrained problem and its natural-gradient solution;
+# 5. analyse PPO's clipped objective case by case (all six (A, r) cases, with gradients),
+#    reproduce a worked example, and tell ratio clipping apart from gradient-norm clipping;
+# 6. implement PPO-penalty's adaptive β and the full PPO loss with value and entropy terms;
+# 7. train PPO on CartPole-v1 and Acrobot-v1, compare it with vanilla PG across learning rates,
+#    and measure which implementation tricks matter.
+#
+# **Notation.** Objectives $J$ and $L$ are *maximised*; code *minimises* `loss = -objective`.
+# The probability ratio is $r_t(\theta)=\pi_\theta(a_t\mid s_t)/\pi_{\theta_\text{old}}(a_t\mid s_t)$
+# and $\hat A_t$ an advantage estimate (GAE from notebook 06). Every KL is written with its
+# direction, $D_\mathrm{KL}(P\,\|\,Q)=\mathbb E_{x\sim P}[\log P(x)-\log Q(x)]$: the expectation is
+# under the *first* argument. KL is measured in nats (natural log).
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import rlcourse
+import rlcourse.results
+from rlcourse import deeprl, ppo
+from rlcourse.exercises import check
+
+session = rlcourse.setup(seed=0)
+DEVICE = session.device
+f64 = torch.float64
+
+# %% [markdown]
+# ## 1. A small step in parameters, a big step in behaviour
+#
+# Vanilla policy gradient updates $\theta \leftarrow \theta + \alpha\,\nabla_\theta J(\theta)$.
+# The learning rate $\alpha$ bounds the step in *parameter* space, but the agent's behaviour
+# is the distribution $\pi_\theta(\cdot\mid s)$, and the map from parameters to distributions
+# is very uneven. Take two actions with logits $(z, 0)$, so $\pi(\text{left}) = \sigma(z)$.
+# "90 % left" is $z=\ln 9$ and "90 % right" is $z=-\ln 9$: a change of $2\ln 9=\ln 81\approx4.39$
+# in a single parameter turns the policy around. How far apart are the two policies? The
+# **KL divergence** between categorical distributions is
+# $$D_\mathrm{KL}(P\,\|\,Q)=\sum_a P(a)\,\log\frac{P(a)}{Q(a)} .$$
+#
+# ### Exercise 1: the KL between two categorical policies
+# Complete `categorical_kl(logits_p, logits_q)`: both arguments are **logits** of shape
+# `[..., A]` (unnormalised, so apply `log_softmax` first); return $D_\mathrm{KL}(p\,\|\,q)$ per
+# row, shape `[...]`.
+
+# %%
+def categorical_kl(logits_p, logits_q):
+    """KL(p || q) = sum_a p(a) (log p(a) - log q(a)); logits [..., A] -> [...]."""
+    ### BEGIN SOLUTION
+    log_p = torch.log_softmax(logits_p, dim=-1)
+    log_q = torch.log_softmax(logits_q, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+    ### END SOLUTION
+
+
+categorical_kl = check("ppo.categorical_kl", categorical_kl)
+
+# %% [markdown]
+# The policy flip, and how much a *fixed* parameter step of size 1 changes the policy depending
+# on where it starts:
+
+# %%
+z = torch.tensor(math.log(9), dtype=f64)
+left90, right90 = torch.stack([z, torch.zeros((), dtype=f64)]), torch.stack([-z, torch.zeros((), dtype=f64)])
+kl_flip = float(categorical_kl(left90, right90))
+print(f"90/10 -> 10/90: logit change ln 81 = {math.log(81):.2f}, "
+      f"KL = {kl_flip:.4f} nats (0.8 ln 9 = {0.8 * math.log(9):.4f})")
+assert abs(kl_flip - 0.8 * math.log(9)) < 1e-9
+
+starts = torch.linspace(-8, 8, 161, dtype=f64)
+before = torch.stack([starts, torch.zeros_like(starts)], dim=1)
+kl_unit_step = categorical_kl(before, before + torch.tensor([1.0, 0.0], dtype=f64))
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.semilogy(torch.sigmoid(starts).numpy(), kl_unit_step.numpy())
+ax.set_xlabel(r"$\pi(\mathrm{left})$ before the step")
+ax.set_ylabel(r"KL(before $\|$ after), nats")
+ax.set_title("The same parameter step (+1 on one logit) from different starting points")
+plt.show()
+ratio_range = float(kl_unit_step.max() / kl_unit_step.min())
+print(f"the same step changes the policy by {float(kl_unit_step.min()):.1e} to "
+      f"{float(kl_unit_step.max()):.1e} nats: a factor {ratio_range:.0f}")
+assert ratio_range > 100
+
+# %% [markdown]
+# A step that is harmless near a confident policy is large near a uniform one, and in a network
+# every parameter moves the logits of *every* state at once. A policy that jumps to a bad,
+# confident behaviour then collects bad data, so unlike supervised learning the next batch
+# cannot correct it: the training run **collapses**. Section 9 measures this on CartPole. The
+# cure is to bound the step in distribution space: keep
+# $D_\mathrm{KL}(\pi_{\theta_\text{old}}\,\|\,\pi_\theta)$ small on the states we visit.
+#
+# ## 2. KL divergence: properties, direction, estimators
+#
+# * **Non-negative** (Gibbs' inequality): $D_\mathrm{KL}(P\|Q)\ge 0$, with equality iff $P=Q$.
+#   (By Jensen, $-D_\mathrm{KL}=\mathbb E_P[\log Q/P]\le\log\mathbb E_P[Q/P]=\log 1=0$.)
+# * **Cross-entropy minus entropy:** $D_\mathrm{KL}(P\|Q)=H(P,Q)-H(P)$ with
+#   $H(P,Q)=-\sum_a P(a)\log Q(a)$. Minimising a cross-entropy loss over $Q$ is minimising
+#   $D_\mathrm{KL}(P\|Q)$, because $H(P)$ does not depend on $Q$.
+# * **Not symmetric**, so not a distance: the direction is part of the definition.
+#
+# All three, checked on random distributions (the entropy helper is `ppo.categorical_entropy`):
+
+# %%
+lp, lq = torch.randn(1000, 5, dtype=f64), 2 * torch.randn(1000, 5, dtype=f64)
+kl_pq, kl_qp = categorical_kl(lp, lq), categorical_kl(lq, lp)
+cross_entropy = -(lp.softmax(-1) * lq.log_softmax(-1)).sum(-1)
+print(f"min KL over 1000 random pairs: {float(kl_pq.min()):.2e} (>= 0); KL(p||p) = "
+      f"{float(categorical_kl(lp, lp).abs().max()):.1e}")
+print(f"max |KL - (H(P,Q) - H(P))| = "
+      f"{float((kl_pq - (cross_entropy - ppo.categorical_entropy(lp))).abs().max()):.1e}")
+print(f"mean KL(p||q) = {float(kl_pq.mean()):.3f} vs mean KL(q||p) = {float(kl_qp.mean()):.3f}")
+assert float(kl_pq.min()) >= 0 and torch.allclose(kl_pq, cross_entropy - ppo.categorical_entropy(lp))
+assert float((kl_pq - kl_qp).abs().max()) > 0.1
+
+# %% [markdown]
+# ### Forward vs reverse KL: covering vs seeking
+#
+# Fit a single Gaussian $q$ to a bimodal target $p$ (two bumps at ±2) by minimising each
+# direction (on a fine grid, by gradient descent: `ppo.fit_gaussian_kl`).
+#
+# * **Forward** $D_\mathrm{KL}(p\,\|\,q)=\mathbb E_p[\log p-\log q]$ averages over $p$: wherever $p$
+#   has mass and $q$ has none, $-\log q$ explodes. $q$ must **cover** all of $p$'s mass, and the
+#   optimum matches $p$'s mean and variance (moment matching), landing *between* the modes.
+# * **Reverse** $D_\mathrm{KL}(q\,\|\,p)=\mathbb E_q[\log q-\log p]$ averages over $q$: $q$ is
+#   punished for putting mass where $p$ has none, but not for missing a mode. $q$ **seeks one
+#   mode** and fits it tightly; which one depends on the start.
+
+# %%
+xs = torch.linspace(-10, 10, 801, dtype=f64)
+log_target = torch.logsumexp(torch.stack([-0.5 * ((xs + 2) / 0.6) ** 2,
+                                          -0.5 * ((xs - 2) / 0.6) ** 2]), 0).log_softmax(0)
+p_target = log_target.exp()
+fits = {"forward KL(p||q)": ppo.fit_gaussian_kl(xs, log_target, "forward", steps=300, lr=0.1),
+        "reverse KL(q||p), start +1": ppo.fit_gaussian_kl(xs, log_target, "reverse", mu0=1.0,
+                                                          sigma0=0.5, steps=300, lr=0.1),
+        "reverse KL(q||p), start -1": ppo.fit_gaussian_kl(xs, log_target, "reverse", mu0=-1.0,
+                                                          sigma0=0.5, steps=300, lr=0.1)}
+dx = float(xs[1] - xs[0])
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.fill_between(xs.numpy(), (p_target / dx).numpy(), alpha=0.3, color="gray", label="target p")
+for (label, (mu, sigma)), style in zip(fits.items(), ["-", "--", ":"]):
+    dens = torch.exp(-0.5 * ((xs - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    ax.plot(xs.numpy(), dens.numpy(), style, label=f"{label}: mu={mu:+.2f}, sigma={sigma:.2f}")
+ax.set_xlim(-6, 6)
+ax.set_xlabel("x")
+ax.set_ylabel("density")
+ax.legend(fontsize=8)
+plt.show()
+mean_p = float((p_target * xs).sum())
+std_p = float((p_target * (xs - mean_p) ** 2).sum().sqrt())
+(mu_f, sig_f), (mu_r1, sig_r1), (mu_r2, sig_r2) = fits.values()
+print(f"target: mean {mean_p:+.3f}, std {std_p:.3f}; forward fit {mu_f:+.3f}, {sig_f:.3f}")
+assert abs(mu_f - mean_p) < 1e-3 and abs(sig_f - std_p) < 1e-2  # moment matching
+assert abs(mu_r1 - 2) < 0.1 and abs(mu_r2 + 2) < 0.1 and max(sig_r1, sig_r2) < 0.7  # one mode
+
+# %% [markdown]
+# **Which direction is used where** (the trained model is $\pi_\theta$):
+#
+# | where | divergence | direction w.r.t. $\pi_\theta$ | samples from |
+# |---|---|---|---|
+# | maximum likelihood, SFT (cross-entropy on data) | $D_\mathrm{KL}(p_\text{data}\,\|\,\pi_\theta)$ | forward: mass-covering | the data |
+# | TRPO's constraint, PPO-penalty (this notebook) | $D_\mathrm{KL}(\pi_{\theta_\text{old}}\,\|\,\pi_\theta)$ | forward, anchored at the old policy | $\pi_{\theta_\text{old}}$ (the rollout) |
+# | RLHF / GRPO penalty (Part III) | $D_\mathrm{KL}(\pi_\theta\,\|\,\pi_\text{ref})$ | reverse: mode-seeking | $\pi_\theta$ (or $\pi_{\theta_\text{old}}$) |
+#
+# > **If you have read elsewhere** that "large models use the covering KL $D_\mathrm{KL}(P\|Q)$
+# > because it favours diversity": that is true of *pre-training and SFT*, which minimise the
+# > forward KL from the data. The KL *penalty* of RLHF is the reverse one,
+# > $D_\mathrm{KL}(\pi_\theta\|\pi_\text{ref})$, and it is mode-seeking in $\pi_\theta$: it allows the
+# > tuned model to drop some of the reference's behaviours. And KL → 0 means the two
+# > *distributions* coincide, not that one "predicts" the other.
+#
+# ### Estimating a KL from samples
+#
+# With many actions (a language model has ~50 000 tokens per step) the exact sum is expensive,
+# so implementations estimate $D_\mathrm{KL}(q\|p)$ from samples $x\sim q$ using the log-ratio
+# $\log r = \log p(x) - \log q(x)$:
+#
+# | estimator | formula | unbiased? | sign |
+# |---|---|---|---|
+# | k1 | $-\log r$ | yes | can be negative |
+# | k2 | $\tfrac12(\log r)^2$ | no (good when $p\approx q$) | $\ge 0$ |
+# | k3 | $(r-1)-\log r$ | yes ($\mathbb E_q[r-1]=0$) | $\ge 0$, since $\log r\le r-1$ |
+#
+# In PPO the samples come from $\pi_{\theta_\text{old}}$ and $\log r=\log\pi_\theta-\log\pi_{\theta_\text{old}}$,
+# so k3 estimates $D_\mathrm{KL}(\pi_{\theta_\text{old}}\|\pi_\theta)$ (the `approx_kl` that PPO
+# implementations log).
+#
+# ### Exercise 2: the k3 estimator
+# Complete `kl_k3(log_ratio)`: elementwise $(r-1)-\log r$ with $r=e^{\text{log\_ratio}}$
+# (`torch.expm1` computes $e^x-1$ accurately for small $x$).
+
+# %%
+def kl_k3(log_ratio):
+    """k3 = (r - 1) - log r for r = exp(log_ratio); elementwise, same shape."""
+    ### BEGIN SOLUTION
+    return torch.expm1(log_ratio) - log_ratio
+    ### END SOLUTION
+
+
+kl_k3 = check("ppo.kl_k3", kl_k3)
+
+# %%
+q_logits = torch.tensor([1.0, 0.5, 0.0, -0.5], dtype=f64)
+p_logits = q_logits + torch.tensor([0.4, -0.3, 0.2, -0.1], dtype=f64)
+exact = float(categorical_kl(q_logits, p_logits))
+gen = torch.Generator().manual_seed(0)
+x = torch.multinomial(q_logits.softmax(0), 400 * 1000, replacement=True, generator=gen)
+log_r = (p_logits.log_softmax(0) - q_logits.log_softmax(0))[x].reshape(1000, 400)
+print(f"exact KL(q || p) = {exact:.5f}; 1000 estimates from 400 samples each:")
+rows = {"k1": ppo.kl_k1(log_r), "k2": ppo.kl_k2(log_r), "k3": kl_k3(log_r)}
+for name, vals in rows.items():
+    est = vals.mean(1)
+    print(f"  {name}: mean {float(est.mean()):.5f}  std of an estimate {float(est.std()):.5f}  "
+          f"share of negative samples {float((vals < 0).double().mean()):.2f}")
+se = {k: float(v.mean(1).std()) / math.sqrt(1000) for k, v in rows.items()}
+assert abs(float(rows["k1"].mean()) - exact) < 4 * se["k1"]
+assert abs(float(rows["k3"].mean()) - exact) < 4 * se["k3"]
+assert float(rows["k3"].min()) >= 0 and float(rows["k1"].min()) < 0
+assert float(rows["k3"].mean(1).std()) < float(rows["k1"].mean(1).std())
+
+# %% [markdown]
+# k3 is unbiased like k1, never negative, and here it has a much smaller spread.
+#
+# ## 3. Reusing old samples: the importance-weighted surrogate
+#
+# We want to improve $J(\theta)$ using a batch collected by $\pi_{\theta_\text{old}}$. Write the
+# discounted state distribution of a policy as $d^\pi(s)=(1-\gamma)\sum_t\gamma^t\Pr(s_t=s)$.
+# The **performance difference lemma** is an exact identity:
+# $$J(\pi)-J(\pi_\text{old})=\frac{1}{1-\gamma}\;\mathbb E_{s\sim d^{\pi}}\,\mathbb E_{a\sim\pi(\cdot\mid s)}
+#   \big[A^{\pi_\text{old}}(s,a)\big].$$
+# The inner expectation over the *new* policy's actions can be rewritten with an importance
+# weight over actions, $\mathbb E_{a\sim\pi}[A]=\mathbb E_{a\sim\pi_\text{old}}\big[\tfrac{\pi(a\mid s)}{\pi_\text{old}(a\mid s)}A\big]$.
+# The outer one needs states from the *new* policy, which we do not have, so we replace
+# $d^{\pi}$ by $d^{\pi_\text{old}}$. That gives the **surrogate**
+# $$L_{\theta_\text{old}}(\theta)=\mathbb E_{s\sim d^{\pi_\text{old}},\,a\sim\pi_{\theta_\text{old}}}
+#   \Big[\frac{\pi_\theta(a\mid s)}{\pi_{\theta_\text{old}}(a\mid s)}\,A^{\pi_{\theta_\text{old}}}(s,a)\Big]
+#   \quad(\text{up to the factor }1/(1-\gamma)).$$
+#
+# > **If you have seen** the ratio written as $P_\theta(s_t\mid a_t)/P_{\theta'}(s_t\mid a_t)$, or
+# > the joint $P_\theta(s_t,a_t)$ factored as $P_\theta(s_t\mid a_t)P_\theta(s_t)$: the joint factors
+# > as $P_\theta(s_t,a_t)=\pi_\theta(a_t\mid s_t)\,d_\theta(s_t)$. The ratio in the objective is the
+# > ratio of **action probabilities given the state**, $\pi_\theta(a_t\mid s_t)/\pi_{\theta'}(a_t\mid s_t)$,
+# > and the advantage is the one of the policy that collected the data, $A^{\theta'}$. Dropping
+# > the state ratio $d_\theta(s)/d_{\theta'}(s)$ is an **approximation**, not an identity; it is
+# > good only while the two policies stay close. That is why the step must be kept small.
+#
+# We can see both facts exactly on a small random MDP (5 states, 3 actions, fairly
+# deterministic transitions, start in state 0, $\gamma=0.9$), where `ppo.tabular_values` and
+# `ppo.state_visitation` solve the linear equations. We move the logits of every state along the
+# (normalised) policy gradient by a growing step $t$ and compare the true improvement with the
+# surrogate's prediction, and with the lemma (the same formula with $d^{\pi}$ instead of
+# $d^{\pi_\text{old}}$):
+
+# %%
+g_mdp = torch.Generator().manual_seed(1)
+P_mdp = (3 * torch.randn(5, 3, 5, generator=g_mdp, dtype=f64)).softmax(-1)
+R_mdp = torch.randn(5, 3, generator=g_mdp, dtype=f64)
+rho0 = torch.tensor([1.0, 0, 0, 0, 0], dtype=f64)
+theta_old = torch.randn(5, 3, generator=g_mdp, dtype=f64)
+pi_old = theta_old.softmax(-1)
+
+
+def J_exact(theta):
+    return (rho0 * ppo.tabular_values(P_mdp, R_mdp, 0.9, theta.softmax(-1))[0]).sum()
+
+
+th = theta_old.clone().requires_grad_(True)
+(g_true,) = torch.autograd.grad(J_exact(th), th)  # the exact policy gradient (in the logits)
+direction = g_true / g_true.norm()
+d_old = ppo.state_visitation(P_mdp, 0.9, pi_old, rho0)
+steps_t = np.geomspace(0.01, 20, 25)
+true_gain, surrogate, lemma, kl_mean = [], [], [], []
+for t in steps_t:
+    theta = theta_old + t * direction
+    true_gain.append(float(J_exact(theta) - J_exact(theta_old)))
+    surrogate.append(float(ppo.surrogate_gain(P_mdp, R_mdp, 0.9, rho0, pi_old, theta.softmax(-1))))
+    lemma.append(float(ppo.surrogate_gain(P_mdp, R_mdp, 0.9, rho0, pi_old, theta.softmax(-1),
+                                          exact=True)))
+    kl_mean.append(float((d_old * categorical_kl(theta_old, theta)).sum()))
+true_gain, surrogate, kl_mean = map(np.array, (true_gain, surrogate, kl_mean))
+err = np.abs(surrogate - true_gain)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+axes[0].plot(steps_t, true_gain, label=r"true $J(\pi)-J(\pi_\mathrm{old})$")
+axes[0].plot(steps_t, surrogate, "--", label=r"surrogate (states from $d^{\pi_\mathrm{old}}$)")
+axes[0].plot(steps_t, lemma, ":", lw=3, label=r"same with $d^{\pi}$ (the lemma)")
+axes[0].set_xlabel("step t along the policy gradient")
+axes[0].set_ylabel("improvement")
+axes[0].legend(fontsize=8)
+axes[1].loglog(kl_mean, err, "o-", label="|surrogate - true|")
+axes[1].loglog(kl_mean, err[0] * kl_mean / kl_mean[0], ":", color="gray", label="proportional to KL")
+axes[1].set_xlabel(r"mean KL($\pi_\mathrm{old}\,\|\,\pi$) over $d^{\pi_\mathrm{old}}$")
+axes[1].set_ylabel("error of the surrogate")
+axes[1].legend(fontsize=8)
+plt.show()
+slope = np.polyfit(np.log(kl_mean[:8]), np.log(err[:8]), 1)[0]
+print(f"lemma: max error {np.abs(np.array(lemma) - true_gain).max():.1e}; surrogate: error "
+      f"{err[0]:.1e} at KL {kl_mean[0]:.1e}, {err[-1]:.2f} at KL {kl_mean[-1]:.1f} (true gain "
+      f"{true_gain[-1]:.2f}); log-log slope of error vs KL at small steps {slope:.2f}")
+assert np.allclose(lemma, true_gain, atol=1e-9)
+assert 0.8 < slope < 1.2 and err[0] < 0.01 * abs(true_gain[0])
+
+# %% [markdown]
+# With the new policy's own state distribution the formula is exact. With the old one it is
+# accurate near $\pi_\text{old}$, and its error grows in proportion to the KL between the
+# policies (second order in the step), until for large steps it predicts gains that do not
+# exist. The surrogate is exact to **first order**: at $\theta=\theta_\text{old}$ the
+# ratio is 1 and $\nabla_\theta\frac{\pi_\theta}{\pi_{\theta_\text{old}}}=\nabla_\theta\log\pi_\theta$, so
+# $$\nabla_\theta L_{\theta_\text{old}}(\theta)\big|_{\theta=\theta_\text{old}}
+#   =\mathbb E\big[\nabla_\theta\log\pi_\theta(a\mid s)\,A(s,a)\big]=\nabla_\theta J(\theta_\text{old}).$$
+# Two autograd checks. First exactly, on the MDP above (the policy gradient theorem); then on a
+# sampled batch with a small policy network, where the gradient of PPO's loss at
+# $\theta_\text{old}$ must equal the REINFORCE gradient $-\nabla\,\mathrm{mean}(\log\pi\,A)$:
+
+# %%
+th = theta_old.clone().requires_grad_(True)
+(g_surrogate,) = torch.autograd.grad(
+    ppo.surrogate_gain(P_mdp, R_mdp, 0.9, rho0, pi_old, th.softmax(-1)), th)
+print(f"exact MDP: max |grad surrogate - grad J| = {float((g_surrogate - g_true).abs().max()):.1e}")
+assert torch.allclose(g_surrogate, g_true, atol=1e-10)
+
+torch.manual_seed(0)
+policy = deeprl.mlp([4, 32, 2])
+states, actions, advantages = torch.randn(256, 4), torch.randint(0, 2, (256,)), torch.randn(256)
+
+
+def log_probs(net):
+    return torch.log_softmax(net(states), -1).gather(1, actions[:, None])[:, 0]
+
+
+logp_old = log_probs(policy).detach()
+surrogate_loss, _ = ppo.clipped_surrogate(log_probs(policy), logp_old, advantages, 0.2)
+g_ppo = torch.autograd.grad(surrogate_loss, list(policy.parameters()))
+g_reinforce = torch.autograd.grad(-(log_probs(policy) * advantages).mean(), list(policy.parameters()))
+gap = max(float((a - b).abs().max()) for a, b in zip(g_ppo, g_reinforce))
+print(f"policy net at theta_old: max |grad PPO loss - grad REINFORCE loss| = {gap:.1e}")
+assert gap < 1e-6
+
+# %% [markdown]
+# So a single step on the surrogate *is* a vanilla policy-gradient step. What the surrogate adds
+# is that we can keep optimising it on the same batch; the question is how far we can trust it.
+#
+# ## 4. TRPO: a trust region in distribution space
+#
+# TRPO (Schulman et al., 2015) maximises the surrogate subject to a bound on the average KL:
+# $$\max_\theta\; L_{\theta_\text{old}}(\theta)\quad\text{s.t.}\quad
+#   \mathbb E_{s\sim d^{\pi_\text{old}}}\big[D_\mathrm{KL}(\pi_{\theta_\text{old}}(\cdot\mid s)\,\|\,\pi_\theta(\cdot\mid s))\big]\le\delta .$$
+# Near $\theta_\text{old}$ the objective is linear, $L\approx g^\top\Delta$, and the KL is quadratic,
+# $D_\mathrm{KL}\approx\tfrac12\Delta^\top F\Delta$, where $F=\mathbb E[\nabla\log\pi\,\nabla\log\pi^\top]$ is
+# the **Fisher information matrix** (the Hessian of the KL at $\theta_\text{old}$). The solution
+# of the quadratic problem is the **natural gradient** step
+# $$\Delta=\sqrt{\frac{2\delta}{g^\top F^{-1}g}}\;F^{-1}g .$$
+# For a network, $F$ has (parameters)² entries, so TRPO never forms it: it solves $F x=g$ with
+# **conjugate gradient** using Fisher-vector products (a double backward pass), then runs a
+# **backtracking line search** that shrinks the step until the *actual* KL is below $\delta$ and
+# the surrogate improved. That second-order machinery is what makes TRPO hard to implement and
+# hard to combine with shared actor-critic networks, minibatches or large models.
+#
+# A tiny illustration: a 3-armed bandit with rewards (1, 0, 0.5), a softmax policy started
+# confidently on the worst arm. Vanilla gradient ascent with a fixed learning rate against
+# natural-gradient steps of $\delta=0.05$ with TRPO's line search (halve until the KL fits):
+
+# %%
+arm_rewards = torch.tensor([1.0, 0.0, 0.5], dtype=f64)
+
+
+def bandit_gradient(theta):
+    theta = theta.clone().requires_grad_(True)
+    return torch.autograd.grad((theta.softmax(-1) * arm_rewards).sum(), theta)[0]
+
+
+def trpo_step(theta, delta=0.05):
+    step = ppo.natural_gradient_step(theta, bandit_gradient(theta), delta)
+    while float(categorical_kl(theta, theta + step)) > delta:  # backtracking line search
+        step = step / 2
+    return step
+
+
+traces = {}
+for name, step_fn in [("vanilla PG, lr = 1", lambda th: 1.0 * bandit_gradient(th)),
+                      ("vanilla PG, lr = 10", lambda th: 10.0 * bandit_gradient(th)),
+                      ("natural gradient + line search, delta = 0.05", trpo_step)]:
+    theta = torch.tensor([0.0, 4.0, 0.0], dtype=f64)
+    values, kls = [float((theta.softmax(-1) * arm_rewards).sum())], []
+    for _ in range(50):
+        step = step_fn(theta)
+        kls.append(float(categorical_kl(theta, theta + step)))
+        theta = theta + step
+        values.append(float((theta.softmax(-1) * arm_rewards).sum()))
+    traces[name] = (values, kls)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+for name, (values, kls) in traces.items():
+    axes[0].plot(values, label=name)
+    axes[1].semilogy(np.maximum(kls, 1e-8), label=name)
+axes[0].set_xlabel("update")
+axes[0].set_ylabel("expected reward")
+axes[1].set_xlabel("update")
+axes[1].set_ylabel("KL(old || new) of the step")
+axes[1].axhline(0.05, color="gray", ls=":")
+axes[1].set_ylim(1e-6, 3)
+axes[0].legend(fontsize=8)
+plt.show()
+first = lambda v: next(i for i, x in enumerate(v) if x > 0.95)
+for name, (values, kls) in traces.items():
+    print(f"{name:46s}: reaches 0.95 after {first(values):2d} updates, largest step KL "
+          f"{max(kls):.3f}")
+(v_slow, kl_slow), (v_fast, kl_fast), (v_nat, kl_nat) = traces.values()
+assert max(kl_nat) <= 0.05 + 1e-12 and max(kl_slow) <= 0.05 and max(kl_fast) > 0.5
+assert first(v_nat) < first(v_slow) / 2
+
+# %% [markdown]
+# With a learning rate small enough that no step exceeds the KL budget, vanilla gradient
+# ascent crawls off the plateau (the gradient of a saturated softmax is tiny). With a rate
+# large enough to be fast, one step moves the policy by more than a nat: harmless on this
+# exact, noise-free bandit, but with sampled gradients such a jump can land on a bad confident
+# policy. The natural gradient makes every step the same size in KL, small or large gradient. (For a softmax bandit, $F^{-1}g$ is, up to a constant shift, the
+# advantage vector $r_a - J$: the natural gradient undoes the softmax's squashing.)
+#
+# ## 5. PPO-clip: the six cases
+#
+# PPO (Schulman et al., 2017) keeps the surrogate and the first-order optimiser (Adam), and
+# removes the incentive to move the ratio far from 1:
+# $$L^\text{CLIP}(\theta)=\mathbb E_t\Big[\min\big(r_t(\theta)\hat A_t,\;
+#   \operatorname{clip}(r_t(\theta),1-\epsilon,1+\epsilon)\,\hat A_t\big)\Big],\qquad \epsilon\approx0.1\text{–}0.2 .$$
+#
+# ### Exercise 3: the clipped objective
+# Complete `clipped_objective(ratio, adv, clip_eps)`: the per-sample
+# $\min(r\hat A,\operatorname{clip}(r,1-\epsilon,1+\epsilon)\hat A)$, elementwise, same shape. It must
+# stay differentiable in `ratio`.
+
+# %%
+def clipped_objective(ratio, adv, clip_eps=0.2):
+    """min(r A, clip(r, 1 - eps, 1 + eps) A), elementwise (to be maximised)."""
+    ### BEGIN SOLUTION
+    clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps)
+    return torch.minimum(ratio * adv, clipped * adv)
+    ### END SOLUTION
+
+
+clipped_objective = check("ppo.clipped_objective", clipped_objective)
+
+# %% [markdown]
+# Now every combination of the advantage's sign with a ratio below, inside and above
+# $[1-\epsilon,1+\epsilon]$, with the gradient $\partial L/\partial r$ from autograd:
+
+# %%
+eps = 0.2
+print(f"{'A':>3} {'r':>5} {'r*A':>6} {'clip(r)*A':>10} {'L_clip':>7} {'active term':>12} {'dL/dr':>6}")
+six = []
+for A in (1.0, -1.0):
+    for r_val in (0.5, 1.0, 1.5):
+        r_t = torch.tensor(r_val, dtype=f64, requires_grad=True)
+        L = clipped_objective(r_t, torch.tensor(A, dtype=f64), eps)
+        (dL,) = torch.autograd.grad(L, r_t)
+        unclipped, clipped_term = r_val * A, min(max(r_val, 1 - eps), 1 + eps) * A
+        active = "clipped" if clipped_term < unclipped else "unclipped"
+        six.append((A, r_val, float(dL)))
+        print(f"{A:+3.0f} {r_val:5.1f} {unclipped:+6.2f} {clipped_term:+10.2f} {float(L.detach()):+7.2f} "
+              f"{active:>12} {float(dL):+6.1f}")
+zero_grad = {(A, r_val) for A, r_val, d in six if d == 0}
+assert zero_grad == {(1.0, 1.5), (-1.0, 0.5)}  # exactly where the clipped term is the minimum
+
+# %%
+r_grid = torch.linspace(0.0, 2.0, 401, dtype=f64)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+for ax, A in zip(axes, (1.0, -1.0)):
+    adv_grid = torch.full_like(r_grid, A)
+    ax.plot(r_grid, (r_grid * A).numpy(), ":", color="gray", label=r"unclipped $rA$")
+    ax.plot(r_grid, clipped_objective(r_grid, adv_grid, eps).numpy(), lw=2.5, label=r"$L^{CLIP}$")
+    flat = ppo.clip_branch_active(r_grid, adv_grid, eps).numpy()
+    ax.fill_between(r_grid.numpy(), -2, 2, where=flat, color="tab:red", alpha=0.12,
+                    label="zero gradient")
+    for edge in (1 - eps, 1 + eps):
+        ax.axvline(edge, color="gray", lw=0.8)
+    ax.set_title(f"A = {A:+.0f}")
+    ax.set_xlabel(r"ratio $r=\pi_\theta/\pi_{\theta_\mathrm{old}}$")
+    ax.set_ylim(-2, 2)
+axes[0].set_ylabel("objective (maximised)")
+axes[0].legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# Reading the table and the plot:
+#
+# * **A > 0, r > 1+ε:** the action was good and its probability has already grown by more
+#   than ε; the clipped term is the minimum, it is constant in $r$, **gradient 0**. No reward
+#   for pushing further.
+# * **A < 0, r < 1−ε:** the action was bad and is already ε less likely; same, **gradient 0**.
+# * **Inside the range** (both signs): plain surrogate, gradient $\hat A$.
+# * **A > 0, r < 1−ε** and **A < 0, r > 1+ε:** the policy has moved the *wrong* way. Here the
+#   unclipped $r\hat A$ is the smaller term, so it stays active and its gradient pulls the ratio
+#   back. The min makes $L^\text{CLIP}$ a **pessimistic** (lower) bound on the surrogate: clipping
+#   can only remove an incentive to move further, never hide a loss.
+#
+# > **If you have seen** the clip explained with only two cases ("if A > 0 cap the ratio at
+# > 1+ε, if A < 0 cap it at 1−ε"): that misses the two wrong-direction cases above, where the
+# > unclipped term is deliberately kept. And the clip is **not gradient clipping**: it acts on
+# > the probability *ratio*, switching off the gradient of samples that have already moved far
+# > enough; gradient-*norm* clipping (`clip_grad_norm_`, also used by PPO, Section 10) rescales
+# > the whole gradient vector and never zeroes it.
+#
+# ### A worked example (three steps, ε = 0.2)
+#
+# One trajectory with $\gamma=0.9$: rewards (1, 2, 0), values $V(s_t)$ = (1.5, 2.0, 0.5),
+# $\pi_\text{old}(a_t\mid s_t)$ = (0.20, 0.50, 0.30), $\pi_\theta(a_t\mid s_t)$ = (0.25, 0.55, 0.20).
+# Monte-Carlo returns $G_t$ = (2.8, 2.0, 0) (one-sample estimates of $Q(s_t,a_t)$), so
+# $\hat A_t=G_t-V(s_t)$ = (1.3, 0, −0.5).
+
+# %%
+pi_old_w = torch.tensor([0.20, 0.50, 0.30], dtype=f64)
+pi_new_w = torch.tensor([0.25, 0.55, 0.20], dtype=f64)
+G_w = torch.tensor([1 + 0.9 * 2 + 0.81 * 0, 2 + 0.9 * 0, 0.0], dtype=f64)
+A_w = G_w - torch.tensor([1.5, 2.0, 0.5], dtype=f64)
+# The policy as 2-way logits per step (chosen action vs the rest), so autograd can reach it.
+logits_w = torch.stack([pi_new_w, 1 - pi_new_w], dim=1).log().requires_grad_(True)
+logp_w = torch.log_softmax(logits_w, dim=1)[:, 0]
+ratio_w = ppo.ratio_from_logps(logp_w, pi_old_w.log())
+terms_w = clipped_objective(ratio_w, A_w, 0.2)
+loss_w = -terms_w.mean()  # mean reduction over the three steps
+(grad_w,) = torch.autograd.grad(loss_w, logits_w)
+print("advantages     ", np.round(A_w.numpy(), 4))
+print("ratios         ", np.round(ratio_w.detach().numpy(), 4))
+print("clipped ratios ", np.round(ratio_w.detach().clamp(0.8, 1.2).numpy(), 4))
+print("min terms      ", np.round(terms_w.detach().numpy(), 4))
+print(f"loss (mean reduction) = {float(loss_w):.5f};  with sum reduction it would be "
+      f"{float(-terms_w.sum()):.2f}")
+print(f"gradient of the loss w.r.t. the logits: {float(grad_w.abs().max()):.1f} everywhere")
+assert torch.allclose(terms_w.detach(), torch.tensor([1.56, 0.0, -0.4], dtype=f64))
+assert abs(float(loss_w) + 0.386667) < 1e-5 and torch.count_nonzero(grad_w) == 0
+loss_pkg, stats_w = ppo.clipped_surrogate(logp_w.detach(), pi_old_w.log(), A_w, 0.2)
+assert abs(float(loss_pkg) - float(loss_w)) < 1e-12
+
+# %% [markdown]
+# Step 3's unclipped term is $\tfrac23\times(-0.5)=-\tfrac13$ (not −0.3335: that comes from
+# rounding the ratio to 0.667), and the clipped term −0.4 is the smaller. All three steps have
+# **zero gradient**: step 1 has A > 0 with r = 1.25 > 1.2, step 3 has A < 0 with
+# r = 0.667 < 0.8 (both past the clip in the helpful direction), and step 2 has A = 0. On this
+# batch the new policy has already moved as far as PPO allows. The choice of reduction matters
+# for the loss's scale (and so for the learning rate): we average over steps (−0.38667), a sum
+# would give −1.16.
+#
+# For contrast, gradient-norm clipping of the *unclipped* surrogate keeps every gradient alive
+# and only shrinks its length:
+
+# %%
+logits_c = logits_w.detach().clone().requires_grad_(True)
+unclipped_loss = -(ppo.ratio_from_logps(torch.log_softmax(logits_c, 1)[:, 0], pi_old_w.log()) * A_w).mean()
+unclipped_loss.backward()
+norm_before = float(logits_c.grad.norm())
+torch.nn.utils.clip_grad_norm_([logits_c], max_norm=0.1)
+print(f"unclipped surrogate: gradient norm {norm_before:.3f}; after clip_grad_norm_(0.1): "
+      f"{float(logits_c.grad.norm()):.3f}, non-zero entries {int(torch.count_nonzero(logits_c.grad))} of 6")
+assert int(torch.count_nonzero(logits_c.grad)) == 4  # steps 1 and 3 keep their gradient
+
+# %% [markdown]
+# ## 6. PPO-penalty: a KL penalty with an adaptive coefficient
+#
+# The other PPO variant keeps the surrogate unclipped and subtracts a KL penalty:
+# $$L^\text{KLPEN}(\theta)=\mathbb E_t\big[r_t(\theta)\hat A_t\big]-\beta\;
+#   \mathbb E_s\big[D_\mathrm{KL}(\pi_{\theta_\text{old}}(\cdot\mid s)\,\|\,\pi_\theta(\cdot\mid s))\big].$$
+# A fixed β is hard to choose (the right value changes during training), so β adapts after
+# each update to hit a target KL $d_\text{targ}$: if the measured $d > 1.5\,d_\text{targ}$ the
+# step was too large, so **double** β; if $d < d_\text{targ}/1.5$, **halve** it; otherwise keep it.
+#
+# ### Exercise 4: the adaptive β rule
+# Complete `adaptive_kl_beta(beta, kl, target)` (factor 2, tolerance 1.5 as above).
+
+# %%
+def adaptive_kl_beta(beta, kl, target, factor=2.0, tolerance=1.5):
+    """New beta after an update whose KL(pi_old || pi) was ``kl``."""
+    ### BEGIN SOLUTION
+    if kl > tolerance * target:
+        return beta * factor
+    if kl < target / tolerance:
+        return beta / factor
+    return beta
+    ### END SOLUTION
+
+
+adaptive_kl_beta = check("ppo.adaptive_kl_beta", adaptive_kl_beta)
+
+# %% [markdown]
+# `ppo.train(objective="kl_penalty")` uses the exact KL over CartPole's two actions in the loss
+# and this rule between updates (target 0.01, β starts at 1). β and the measured KL per update:
+
+# %%
+t0 = time.process_time()
+pen = ppo.train("CartPole-v1", seed=0, device=DEVICE, objective="kl_penalty", kl_target=0.01,
+                total_steps=60_000)
+pen_cpu = time.process_time() - t0
+h = pen.history
+betas_replayed = [h["beta"][0]]
+for kl_u in h["kl"][:-1]:
+    betas_replayed.append(adaptive_kl_beta(betas_replayed[-1], kl_u, 0.01))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+axes[0].semilogy(h["step"], h["kl"], label="KL(old || new) after the update")
+axes[0].axhspan(0.01 / 1.5, 0.015, color="tab:green", alpha=0.15, label="target band")
+axes[0].set_xlabel("env steps")
+axes[0].set_ylabel("KL, nats")
+axes[0].legend(fontsize=8)
+axes[1].semilogy(h["step"], h["beta"])
+axes[1].set_xlabel("env steps")
+axes[1].set_ylabel(r"$\beta$ used in the update")
+plt.show()
+in_band = np.mean([0.01 / 3 <= k <= 0.03 for k in h["kl"]])
+print(f"PPO-penalty: solved after {pen.steps_to_solve:,} steps ({pen_cpu:.1f} s CPU); beta "
+      f"ranged {min(h['beta']):.3g}..{max(h['beta']):.3g}; {in_band:.0%} of updates within a "
+      f"factor 3 of the target KL")
+assert pen.solved and betas_replayed == h["beta"]  # your rule reproduces the training trace
+assert max(h["beta"]) / min(h["beta"]) >= 4 and in_band >= 0.4
+
+# %% [markdown]
+# β moves by factors of 2 to keep the KL near the target: a *soft* constraint whose strength
+# is tuned on the fly. PPO-clip needs no such controller, which is the main reason it became
+# the default.
+#
+# > **If you have read** that "PPO-clip is used because the KL is too hard to compute": for
+# > a categorical policy the KL is a cheap sum (we just used the exact one), and from samples
+# > k3 is one line. Clipping won because it is simpler and more robust: one hyperparameter ε
+# > that rarely needs tuning, no β schedule.
+#
+# ## 7. The full PPO loss
+#
+# With a critic $V_\phi$ and an entropy bonus $S[\pi_\theta]=\mathbb E_s[H(\pi_\theta(\cdot\mid s))]$,
+# PPO maximises
+# $$L(\theta,\phi)=L^\text{CLIP}(\theta)-c_1L^\text{VF}(\phi)+c_2\,S[\pi_\theta],\qquad
+#   L^\text{VF}=\tfrac12\,\mathbb E_t\big[(V_\phi(s_t)-\hat R_t)^2\big],$$
+# with value targets $\hat R_t=\hat A_t+V_{\phi_\text{old}}(s_t)$ (notebook 06). Optionally the value
+# loss is **clipped** like the ratio: the larger of the errors of $V_\phi$ and of
+# $V_\text{old}+\operatorname{clip}(V_\phi-V_\text{old},-\epsilon_v,\epsilon_v)$ (`ppo.clipped_value_loss`).
+# Code minimises `loss = -L`, and every sign flips.
+#
+# ### Exercise 5: the total loss
+# Complete `ppo_loss(policy_loss, value_loss, entropy, vf_coef, ent_coef)`, where
+# `policy_loss` is already $-L^\text{CLIP}$ (what `ppo.clipped_surrogate` returns), `value_loss`
+# is $L^\text{VF}$ and `entropy` the mean entropy.
+
+# %%
+def ppo_loss(policy_loss, value_loss, entropy, vf_coef=0.5, ent_coef=0.01):
+    """Loss to minimise: -(L_clip - vf_coef * L_vf + ent_coef * S)."""
+    ### BEGIN SOLUTION
+    return policy_loss + vf_coef * value_loss - ent_coef * entropy
+    ### END SOLUTION
+
+
+ppo_loss = check("ppo.ppo_loss", ppo_loss)
+
+# %%
+entropy_t = torch.tensor(0.6, requires_grad=True)
+total = ppo_loss(torch.tensor(-0.2), torch.tensor(1.5), entropy_t, 0.5, 0.01)
+total.backward()
+print(f"loss = {float(total):.4f}; d loss / d entropy = {float(entropy_t.grad):+.3f} "
+      f"(negative: a more random policy lowers the loss)")
+assert float(entropy_t.grad) < 0
+
+# %% [markdown]
+# ## 8. The PPO algorithm
+#
+# ```
+# for each update:
+#     collect T steps in N parallel envs with pi_old (store s, a, log pi_old(a|s), V_old(s), r, done)
+#     compute GAE advantages A and value targets R = A + V_old            (notebook 06)
+#     for K epochs:
+#         for each minibatch (a random split of the N*T steps):
+#             loss = -L_clip + c1 * L_vf - c2 * S       (+ grad-norm clip, Adam step)
+#     pi_old <- pi                                       (the next rollout uses the new policy)
+# ```
+#
+# `ppo.train` follows this with the course's Part II plumbing: vector environments with
+# next-step autoreset, where the extra reset step is marked invalid and left out of every loss;
+# truncated episodes bootstrap from $V$ of their final observation while terminated ones do
+# not; advantages from `rlcourse.advantages.gae` on the transposed `[envs, time]` batch. Its
+# defaults:
+
+# %%
+cfg = ppo.Config()
+print(", ".join(f"{k}={v}" for k, v in vars(cfg).items()))
+
+# %% [markdown]
+# Three seeds on CartPole-v1. "Solved" is the running mean of the last 20 training episodes
+# reaching 475; each run is then judged by a separate greedy evaluation (most probable action)
+# over 100 fresh episodes.
+
+# %%
+SEEDS = (0, 1, 2)
+cart_runs, cart_cpu, cart_eval = [], [], []
+for seed in SEEDS:
+    t0 = time.process_time()
+    cart_runs.append(ppo.train("CartPole-v1", seed=seed, device=DEVICE))
+    cart_cpu.append(time.process_time() - t0)
+    cart_eval.append(float(deeprl.evaluate("CartPole-v1", cart_runs[-1].act, episodes=100,
+                                           seed=10_000 + seed, device=DEVICE).mean()))
+fig, ax = plt.subplots()
+for seed, run in zip(SEEDS, cart_runs):
+    ax.plot(run.history["step"], run.history["running_mean"], label=f"seed {seed}")
+ax.axhline(475, color="gray", ls=":", label="threshold 475")
+ax.set_xlabel("env steps (all sub-envs)")
+ax.set_ylabel("mean return of the last 20 episodes")
+ax.set_title("PPO on CartPole-v1")
+ax.legend()
+plt.show()
+for seed, run, c, e in zip(SEEDS, cart_runs, cart_cpu, cart_eval):
+    print(f"seed {seed}: solved after {run.steps_to_solve:,} steps, {run.seconds_to_solve:.1f} s "
+          f"wall ({c:.1f} s CPU); greedy eval over 100 episodes {e:.1f}")
+cart_steps = float(np.median([r.steps_to_solve for r in cart_runs]))
+cart_secs = float(np.median([r.seconds_to_solve for r in cart_runs]))
+assert all(r.solved for r in cart_runs) and cart_steps <= 50_000
+assert min(cart_eval) >= 475
+
+# %% [markdown]
+# ## 9. The step-size problem, measured: vanilla PG vs PPO across learning rates
+#
+# Vanilla PG is the same code with **one epoch and one minibatch**: one gradient step per
+# batch, which by Section 3 is exactly a policy-gradient step (with the same critic, GAE and
+# advantage normalisation). PPO takes 8 epochs × 4 minibatches = 32 Adam steps on each batch.
+# Each run gets a budget of 10 240 env steps (20 batches), two seeds per point; we record the
+# return at the end (mean of the last 20 episodes) and the **largest KL of any single update**.
+#
+# Runs with the default settings need not be repeated: the code and seeds are the same and
+# nothing before a given step depends on the budget (the learning rate anneals over the same
+# 200k-step horizon everywhere), so a run stopped at 10 240 steps is identical to the first
+# 10 240 steps of a Section 8 run. `at_budget` reads those off the training history.
+
+# %%
+BUDGET = 10_240
+
+
+def at_budget(run):
+    """(return at BUDGET, largest update KL, mean update KL, mean return over training)."""
+    h = run.history
+    i = h["step"].index(BUDGET)
+    return (h["running_mean"][i], max(h["kl"][: i + 1]), float(np.mean(h["kl"][: i + 1])),
+            float(np.mean(h["running_mean"][: i + 1])))
+
+
+def short_run(seed, **overrides):
+    run = ppo.train("CartPole-v1", seed=seed, device=DEVICE, progress=False,
+                    total_steps=BUDGET, anneal_steps=200_000, **overrides)
+    return at_budget(run)
+
+
+LRS = (1e-3, 2.5e-3, 1e-2, 3e-2, 1e-1)
+VARIANTS = {"vanilla PG (1 step per batch)": dict(epochs=1, minibatches=1), "PPO": {}}
+sweep = {name: np.zeros((len(LRS), 2, 2)) for name in VARIANTS}  # [lr, seed, (return, max KL)]
+with tqdm(total=len(LRS) * 2 * len(VARIANTS), desc="LR sweep") as bar:
+    for name, kw in VARIANTS.items():
+        for i, lr in enumerate(LRS):
+            for j, seed in enumerate((0, 1)):
+                if name == "PPO" and lr == cfg.lr:  # the defaults: reuse Section 8's runs
+                    sweep[name][i, j] = at_budget(cart_runs[j])[:2]
+                else:
+                    sweep[name][i, j] = short_run(seed, lr=lr, **kw)[:2]
+                bar.update()
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+for name, res in sweep.items():
+    axes[0].plot(LRS, res[:, :, 0].mean(1), "o-", label=name)
+    axes[1].plot(LRS, res[:, :, 1].max(1), "o-", label=name)
+for ax in axes:
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (Adam)")
+axes[0].set_ylabel(f"return after {BUDGET:,} steps (2 seeds)")
+axes[1].set_yscale("log")
+axes[1].set_ylabel("largest KL of one update (nats)")
+axes[0].legend(fontsize=8)
+plt.show()
+print(f"{'lr':>7} | {'PG return':>9} {'PG max KL':>9} | {'PPO return':>10} {'PPO max KL':>10}")
+pg_res, ppo_res = sweep.values()
+for i, lr in enumerate(LRS):
+    print(f"{lr:7.1e} | {pg_res[i, :, 0].mean():9.0f} {pg_res[i, :, 1].max():9.3f} | "
+          f"{ppo_res[i, :, 0].mean():10.0f} {ppo_res[i, :, 1].max():10.3f}")
+
+# %% [markdown]
+# What the sweep shows (the assertions below check it):
+#
+# * **Vanilla PG has no good learning rate** at this budget. Small rates learn slowly (one small
+#   step per batch); at large rates single updates move the policy by more than a nat and it
+#   collapses to a near-deterministic, bad policy, which then only collects bad data.
+# * **PPO works across a decade of rates** (1e-3 to 1e-2) and beats vanilla PG's best rate at
+#   every one of them. It takes 32 gradient steps per batch, so each update moves the policy
+#   *further* than a PG update at the same rate (right panel): that is the point, it extracts
+#   more from every batch. Yet the movement stays bounded (under 0.5 nats, usually far less)
+#   while it learns; how much of that is the clip's doing, Section 10 measures by removing it.
+# * **PPO is not immune.** From about 3e-2 some PPO runs collapse too, and at 0.1 all do: the
+#   clip acts only *after* a ratio has left the range, and a single Adam step at that rate
+#   already jumps far beyond it. PPO is a soft, first-order trust region, not TRPO's enforced
+#   one. That is why PPO implementations keep the rate modest, anneal it, and sometimes stop
+#   the epochs early once the KL passes a target (`target_kl` in `ppo.Config`).
+
+# %%
+best_pg = pg_res[:, :, 0].mean(1).max()
+ppo_good = [ppo_res[i, :, 0].mean() for i in range(len(LRS)) if LRS[i] <= 1e-2]
+assert min(ppo_good) > 1.5 * best_pg  # PPO at any lr in [1e-3, 1e-2] beats PG at its best lr
+assert pg_res[-1, :, 1].max() > 1.0  # vanilla PG at lr 0.1: an update of more than a nat
+assert max(ppo_res[i, :, 1].max() for i in range(3)) < 0.5  # PPO's steps stay small there...
+assert ppo_res[-1, :, 0].mean() < 50 and ppo_res[-1, :, 1].max() > 1.0  # ...but not at 0.1
+
+# %% [markdown]
+# ## 10. Which implementation tricks matter?
+#
+# The PPO paper's algorithm is short; practical implementations add tricks. We switch each one
+# off in turn (or on, for value clipping, which the defaults leave off) and train 3 seeds with
+# the same 10 240-step budget (the default row is Section 8's runs at that step). Columns: the
+# return at the end, the return averaged over training (a less noisy measure of learning
+# speed), and the mean KL per update.
+
+# %%
+ABLATIONS = {
+    "no advantage normalisation": dict(norm_adv=False),
+    "+ value clipping (0.2)": dict(vf_clip=0.2),
+    "no gradient-norm clipping": dict(max_grad_norm=None),
+    "no LR annealing": dict(anneal_lr=False),
+    "1 minibatch (full batch)": dict(minibatches=1),
+    "1 epoch": dict(epochs=1),
+    "4 epochs": dict(epochs=4),
+    "no ratio clipping": dict(clip_eps=None),
+}
+ablation = {"default (all tricks)": [at_budget(r) for r in cart_runs]}
+with tqdm(total=len(ABLATIONS) * len(SEEDS), desc="ablation") as bar:
+    for name, kw in ABLATIONS.items():
+        ablation[name] = []
+        for seed in SEEDS:
+            ablation[name].append(short_run(seed, **kw))
+            bar.update()
+summary = {name: np.array(rows) for name, rows in ablation.items()}  # [seed, 4]
+print(f"{'variant':28s} {'return at 10k, 3 seeds':>24s} {'mean':>5s} {'avg over run':>12s} "
+      f"{'mean KL':>8s}")
+for name, a in summary.items():
+    print(f"{name:28s} {'  '.join(f'{r:6.0f}' for r in a[:, 0]):>24s} {a[:, 0].mean():5.0f} "
+          f"{a[:, 3].mean():12.0f} {a[:, 2].mean():8.4f}")
+fig, ax = plt.subplots(figsize=(8, 4))
+for i, a in enumerate(summary.values()):
+    ax.barh(i, a[:, 3].mean(), color="tab:blue" if i == 0 else "tab:gray", alpha=0.6)
+    ax.plot(a[:, 3], [i] * len(a), "k.")
+ax.set_yticks(range(len(summary)), list(summary))
+ax.invert_yaxis()
+ax.set_xlabel(f"return averaged over the first {BUDGET:,} steps (bars: mean, dots: seeds)")
+plt.show()
+
+# %% [markdown]
+# Reading the table (the assertions below check the first two points):
+#
+# * **Ratio clipping** is what makes reusing a batch safe. Without it the 32 gradient steps per
+#   batch chase the unclipped surrogate far from $\pi_\text{old}$: the mean KL per update grows
+#   by about two orders of magnitude and runs collapse or stall.
+# * **Epochs:** with a single epoch (4 gradient steps per batch) learning is clearly slower.
+#   PPO's sample efficiency comes from reusing each batch many times.
+# * **The rest are within the seed-to-seed noise of a 10k-step window**, and some (no
+#   gradient-norm clipping, no advantage normalisation) even look a little faster early on.
+#   Early speed is not the same as time to solve: in a 10-seed benchmark
+#   (`python -m rlcourse.bench ppo`, median steps until the 20-episode mean reaches 475) the
+#   defaults need about 21k steps, against about 26k without gradient-norm clipping, 27k
+#   without advantage normalisation and 35k with 4 epochs instead of 8. LR annealing cannot
+#   show here by construction: after 10k of its 200k-step horizon the rate has fallen by 5 %;
+#   its job is to let the policy settle late in training. Ablations on small budgets and few
+#   seeds can rank tricks wrongly; the conclusion depends on the metric.
+# * The claim that "more than 4 epochs over-fits the batch" does not hold in this setting: with
+#   the clip, a modest learning rate and 4 minibatches, 8 epochs are at least as good early and
+#   clearly better to solve, and their KL per update is barely larger. Over-fitting a batch shows
+#   up as a rising KL and clip fraction; watch those when you raise the epochs.
+
+# %%
+default = summary["default (all tricks)"]
+assert summary["no ratio clipping"][:, 2].mean() > 10 * default[:, 2].mean()
+assert summary["no ratio clipping"][:, 0].mean() < default[:, 0].mean()
+assert summary["1 epoch"][:, 3].mean() < 0.85 * default[:, 3].mean()
+
+# %% [markdown]
+# ## 11. A second task: Acrobot-v1
+#
+# Acrobot is a two-link pendulum that must swing its tip above a line; every step costs −1 until
+# it succeeds (at most 500 steps), and "solved" means a mean return of at least −100. Same code,
+# same defaults:
+
+# %%
+t0 = time.process_time()
+acro = ppo.train("Acrobot-v1", seed=0, device=DEVICE)
+acro_cpu = time.process_time() - t0
+acro_eval = float(deeprl.evaluate("Acrobot-v1", acro.act, episodes=100, seed=10_000,
+                                  device=DEVICE).mean())
+fig, ax = plt.subplots()
+ax.plot(acro.history["step"], acro.history["running_mean"])
+ax.axhline(-100, color="gray", ls=":", label="threshold -100")
+ax.set_xlabel("env steps (all sub-envs)")
+ax.set_ylabel("mean return of the last 20 episodes")
+ax.set_title("PPO on Acrobot-v1")
+ax.legend()
+plt.show()
+print(f"Acrobot: solved after {acro.steps_to_solve:,} steps ({acro_cpu:.1f} s CPU); greedy "
+      f"eval over 100 episodes {acro_eval:.1f}")
+assert acro.solved and acro_eval >= -100
+
+# %% [markdown]
+# ## 12. Summary: from vanilla PG to PPO
+#
+# | | REINFORCE | A2C / vanilla actor-critic | TRPO | PPO |
+# |---|---|---|---|---|
+# | update | 1 gradient step per batch | 1 step per batch | 1 constrained natural-gradient step | K epochs of minibatch SGD |
+# | advantage | Monte-Carlo return (− baseline) | critic / GAE | critic / GAE | critic / GAE |
+# | data reuse | none | none | none (one step) | several epochs |
+# | step control | learning rate only | learning rate only | hard KL constraint + line search | ratio clip (or adaptive KL penalty) |
+# | stability | low, LR-sensitive | medium | high | high (soft trust region) |
+# | complexity | lowest | low | high: Fisher-vector products, CG, line search | low: a few lines on top of A2C |
+# | theory | unbiased gradient | biased by the critic | monotonic-improvement bound (with a penalty) | heuristic, works well in practice |
+#
+# **Clip vs KL penalty, and π_old vs π_ref.** PPO's clip (and PPO-penalty's KL) anchor each
+# update at $\pi_{\theta_\text{old}}$, the policy that collected *this batch*: a trust region per
+# update, renewed every rollout. The KL penalty of RLHF anchors at a frozen $\pi_\text{ref}$
+# (the SFT model) for the whole run: it keeps the tuned model from drifting away from fluent
+# language while it chases the reward model. RLHF's PPO uses **both** (clip towards
+# $\pi_{\theta_\text{old}}$ inside the loss, KL towards $\pi_\text{ref}$ in the reward); they solve
+# different problems.
+
+# %% [markdown]
+# ## Interview questions
+#
+# 1. Why does a fixed learning rate not give a fixed change of the policy? What is the KL
+#    between a 90/10 and a 10/90 policy?
+#
+# <details><summary>Answer</summary>
+#
+# The learning rate bounds the step in parameter space, but the map from parameters to
+# action distributions is uneven (saturated softmaxes barely move, others flip) and shared
+# parameters move every state at once. $D_\mathrm{KL}([0.9,0.1]\|[0.1,0.9])=0.9\ln9+0.1\ln\tfrac19=0.8\ln9\approx1.758$
+# nats, reached by changing one logit by $\ln 81\approx4.39$.
+# </details>
+#
+# 2. Which KL does SFT minimise, and which does the RLHF penalty use? Which one is
+#    mode-seeking?
+#
+# <details><summary>Answer</summary>
+#
+# SFT/maximum likelihood minimises the forward $D_\mathrm{KL}(p_\text{data}\|\pi_\theta)$ (mass-covering:
+# the model must put probability wherever the data has some). The RLHF penalty is
+# $D_\mathrm{KL}(\pi_\theta\|\pi_\text{ref})$, estimated on samples of $\pi_\theta$; it is reverse KL in
+# $\pi_\theta$ and mode-seeking (dropping modes of $\pi_\text{ref}$ costs little). TRPO's
+# constraint is $D_\mathrm{KL}(\pi_\text{old}\|\pi_\theta)$.
+# </details>
+#
+# 3. Derive the importance-sampled surrogate. What is approximated?
+#
+# <details><summary>Answer</summary>
+#
+# By the performance difference lemma $J(\pi)-J(\pi_\text{old})=\frac1{1-\gamma}\mathbb E_{s\sim d^\pi,a\sim\pi}[A^{\pi_\text{old}}]$.
+# Importance-weight the action: $\mathbb E_{a\sim\pi}[A]=\mathbb E_{a\sim\pi_\text{old}}[\frac{\pi(a|s)}{\pi_\text{old}(a|s)}A]$ (exact).
+# Then replace $d^\pi$ by $d^{\pi_\text{old}}$ (approximate). The result matches $J$ to first order at
+# $\pi_\text{old}$: same value, same gradient, which is the policy gradient. The error grows with
+# the distance between the policies, hence a trust region.
+# </details>
+#
+# 4. Is PPO on-policy or off-policy?
+#
+# <details><summary>Answer</summary>
+#
+# On-policy: every batch comes from the current policy $\pi_{\theta_\text{old}}$ and is thrown away
+# after the update. Within an update it reuses the batch for several epochs, and the ratio
+# corrects for the small mismatch this creates; that is a limited, near-policy reuse, not
+# learning from arbitrary old data like DQN's replay buffer.
+# </details>
+#
+# 5. Explain PPO's clip. When exactly is a sample's gradient zero?
+#
+# <details><summary>Answer</summary>
+#
+# $L^\text{CLIP}=\mathbb E[\min(rA,\operatorname{clip}(r,1\pm\epsilon)A)]$. The gradient is zero when the
+# clipped term is the active minimum: A > 0 with r > 1+ε, or A < 0 with r < 1−ε (and when
+# A = 0). If the ratio moved the wrong way (A > 0, r < 1−ε or A < 0, r > 1+ε), the unclipped
+# term is smaller and keeps its gradient: the min makes the objective a pessimistic bound.
+# Inside the range it is the plain surrogate.
+# </details>
+#
+# 6. Is PPO's clip a form of gradient clipping?
+#
+# <details><summary>Answer</summary>
+#
+# No. It clips the probability ratio inside the objective, which removes the gradient of
+# individual samples whose policy change is already large enough. Gradient-norm clipping
+# rescales the whole gradient vector when its norm exceeds a bound; it never zeroes it, and PPO
+# uses it as a separate trick.
+# </details>
+#
+# 7. Why is TRPO hard to implement, and what does PPO do instead?
+#
+# <details><summary>Answer</summary>
+#
+# TRPO solves a constrained problem with second-order information: the natural gradient
+# $F^{-1}g$ via conjugate gradient on Fisher-vector products, a step scaled to the KL budget,
+# and a backtracking line search on the real KL and surrogate. That is complex, expensive per
+# step, awkward with shared actor-critic networks, and gives one step per batch. PPO uses a
+# first-order optimiser on a clipped (or KL-penalised) objective and takes many minibatch
+# steps per batch.
+# </details>
+#
+# 8. What does the adaptive β of PPO-penalty do, and why is clip usually preferred?
+#
+# <details><summary>Answer</summary>
+#
+# After each update it compares the measured $D_\mathrm{KL}(\pi_\text{old}\|\pi)$ with a target: above
+# 1.5× the target it doubles β, below target/1.5 it halves β. It keeps the KL near the target
+# on average but lets single updates overshoot, and it adds a hyperparameter and a controller.
+# Clip is simpler and robust with one ε. It is not preferred because the KL is hard to
+# compute: for categorical policies it is a cheap sum.
+# </details>
+#
+# 9. Name PPO's implementation tricks. Which matter most on CartPole here?
+#
+# <details><summary>Answer</summary>
+#
+# Advantage normalisation, value clipping, gradient-norm clipping, learning-rate annealing,
+# minibatches, several epochs, entropy bonus, orthogonal initialisation, KL early stopping,
+# reward/observation normalisation. In our ablation the number of gradient steps per batch
+# (epochs, minibatches) and the ratio clip that makes them safe matter most; the others change
+# little over a short budget.
+# </details>
+#
+# 10. Clip towards π_old vs KL towards π_ref: what is the difference?
+#
+# <details><summary>Answer</summary>
+#
+# The clip (or PPO-penalty's KL) limits each *update* relative to the policy that collected the
+# batch, and is renewed every rollout. A KL penalty towards a frozen $\pi_\text{ref}$ limits the
+# *total* drift from the starting model over the whole run (RLHF: stay close to the SFT model).
+# RLHF's PPO uses both.
+# </details>
+
+# %%
+rlcourse.results.record(
+    "07_ppo",
+    title="Trust regions and PPO",
+    topics="KL directions and estimators, surrogate, TRPO, PPO-clip six cases, PPO-penalty, "
+           "LR sweep, tricks ablation",
+    headline=(f"PPO solves CartPole in {cart_steps / 1000:.0f}k steps / {cart_secs:.1f} s (median "
+              f"of 3 seeds), greedy eval {min(cart_eval):.0f}; Acrobot {acro_eval:.0f} "
+              f"({acro.steps_to_solve / 1000:.0f}k steps); at 10k steps vanilla PG's best LR "
+              f"reaches {best_pg:.0f}, PPO {min(ppo_good):.0f}+ at every LR in 1e-3..1e-2"),
+    metrics={"cartpole_median_steps": cart_steps, "cartpole_median_seconds": cart_secs,
+             "cartpole_min_eval": min(cart_eval), "acrobot_eval": acro_eval,
+             "acrobot_steps": acro.steps_to_solve, "pg_best_return_10k": best_pg,
+             "ppo_min_return_10k": min(ppo_good), "kl_flip": kl_flip,
+             "penalty_steps": pen.steps_to_solve},
+)
+print(f"total time {session.elapsed():.1f} s")
