@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install lab test lint unit notebooks build-notebooks readme lock test-latest clean
+.PHONY: install lab test lint unit notebooks build-notebooks readme bench lock test-latest clean
 
 # ---- environment -------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -57,9 +57,20 @@ notebooks: install
 build-notebooks: install
 	$(PY) -m rlcourse.build
 
-# Rewrite the README's notebook table from results/notebooks/ (written by `make notebooks`).
+# Rewrite the README's tables from results/notebooks/ (written by `make notebooks`) and
+# results/bench/ (written by `make bench`).
 readme: install
 	$(PY) -m rlcourse.results --update-readme README.md
+
+# The README's benchmark table: 10 seeds per algorithm (about 15 minutes on 2 cores).
+BENCH_RUNS := dqn:CartPole-v1 reinforce:CartPole-v1 a2c:CartPole-v1 ppo:CartPole-v1 ppo:Acrobot-v1
+bench: install
+	@mkdir -p results/bench
+	@for run in $(BENCH_RUNS); do algo=$${run%%:*}; env=$${run#*:}; \
+	    echo "bench $$algo $$env"; \
+	    $(PY) -m rlcourse.bench $$algo --env $$env --seeds 10 --json \
+	        > results/bench/$$algo-$$env.json.tmp || exit 1; \
+	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
 
 # Re-pin every package to the newest compatible versions (needs the network).
 lock:
@@ -75,4 +86,4 @@ test-latest:
 	$(MAKE) test VENV=.venv-latest LOCK_ARGS= TORCH_SPEC="torch>=2.4,<2.14"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .coverage results/*.tmp
+	rm -rf $(VENV) .pytest_cache .coverage results/*/*.tmp

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from rlcourse.exercises import is_strict
 RESULTS_ENV = "RLCOURSE_RESULTS"
 TABLE_START = "<!-- notebook-table:start -->"
 TABLE_END = "<!-- notebook-table:end -->"
+BENCH_START = "<!-- bench-table:start -->"
+BENCH_END = "<!-- bench-table:end -->"
 
 
 def record(notebook: str, *, title: str, topics: str, headline: str,
@@ -74,15 +77,40 @@ def markdown_table(entries: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: str | Path, folder: str | Path) -> bool:
-    """Replace the table between the README's markers; returns True if the file changed."""
+def bench_table(folder: str | Path) -> str:
+    """The README's benchmark table from ``python -m rlcourse.bench ... --json`` outputs."""
+    rows = ["| Algorithm | Env | Seeds solved | Median env steps to solve | "
+            "Median seconds to solve | Greedy eval (100 episodes), min / median |",
+            "|---|---|---|---|---|---|"]
+    for path in sorted(Path(folder).glob("*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        evals = [s["eval_mean_return"] for s in r["seeds"]]
+        n = len(evals)
+        solved = sum(s["solved"] for s in r["seeds"])
+        steps, secs = r["median_steps_to_solve"], r["median_seconds_to_solve"]
+        rows.append(f"| {r['algo']} | {r['env']} | {solved}/{n} | "
+                    f"{'-' if steps is None else f'{steps:,.0f}'} | "
+                    f"{'-' if secs is None else f'{secs:.1f}'} | "
+                    f"{min(evals):.1f} / {statistics.median(evals):.1f} |")
+    return "\n".join(rows)
+
+
+def _replace_between(text: str, start: str, end: str, body: str, path: Path) -> str:
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def update_readme(readme: str | Path, folder: str | Path,
+                  bench_folder: str | Path | None = None) -> bool:
+    """Replace the tables between the README's markers; returns True if the file changed."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
-    if TABLE_START not in text or TABLE_END not in text:
-        raise ValueError(f"{path} has no {TABLE_START} ... {TABLE_END} markers")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    new = f"{head}{TABLE_START}\n{markdown_table(load(folder))}\n{TABLE_END}{tail}"
+    new = _replace_between(text, TABLE_START, TABLE_END, markdown_table(load(folder)), path)
+    if bench_folder is not None:
+        new = _replace_between(new, BENCH_START, BENCH_END, bench_table(bench_folder), path)
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
@@ -98,10 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: print the table or update the README."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results/notebooks", help="folder of records")
+    parser.add_argument("--bench", default="results/bench",
+                        help="folder of `python -m rlcourse.bench ... --json` outputs")
     parser.add_argument("--update-readme", metavar="README", help="rewrite this README's table")
     args = parser.parse_args(argv)
     if args.update_readme:
-        changed = update_readme(args.update_readme, args.results)
+        bench = args.bench if Path(args.bench).is_dir() else None
+        changed = update_readme(args.update_readme, args.results, bench)
         print(f"{args.update_readme}: {'table updated' if changed else 'already up to date'}")
     else:
         print(markdown_table(load(args.results)))

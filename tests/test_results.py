@@ -51,8 +51,31 @@ def test_readme_table_round_trip(monkeypatch, tmp_path):
     assert "| 01 | [Bandits](notebooks/01_bandits.ipynb) | UCB |" in text
     assert "1.40 reward" in text and "old" not in text and text.endswith("outro\n")
     assert results.update_readme(readme, folder) is False
-    results.main(["--results", str(folder), "--update-readme", str(readme)])
+    results.main(["--results", str(folder), "--bench", str(tmp_path / "no-bench"),
+                  "--update-readme", str(readme)])
     results.main(["--results", str(folder)])
     (tmp_path / "bad.md").write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         results.update_readme(tmp_path / "bad.md", folder)
+
+
+def test_bench_table_and_readme(tmp_path, monkeypatch):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    seeds = [{"seed": i, "solved": i < 2, "steps_to_solve": 1000 * (i + 1) if i < 2 else None,
+              "seconds_to_solve": 1.0 if i < 2 else None, "eval_mean_return": 400.0 + 50 * i}
+             for i in range(3)]
+    report = {"algo": "ppo", "env": "CartPole-v1", "seeds": seeds, "median_steps_to_solve": 2000,
+              "median_seconds_to_solve": 1.0, "solved_fraction": 2 / 3}
+    (bench / "ppo-CartPole-v1.json").write_text(json.dumps(report))
+    table = results.bench_table(bench)
+    assert "| ppo | CartPole-v1 | 2/3 | 2,000 | 1.0 | 400.0 / 450.0 |" in table
+    folder = tmp_path / "res"
+    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
+    rlcourse.setup(seed=0, verbose=False)
+    results.record("01_bandits", **ARGS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n"
+                      f"{results.BENCH_START}\nold\n{results.BENCH_END}\n")
+    results.main(["--results", str(folder), "--bench", str(bench), "--update-readme", str(readme)])
+    assert "2,000" in readme.read_text() and "old" not in readme.read_text()
