@@ -1,0 +1,478 @@
+"""Deep Q-networks (notebook 04): targets, loss, replay buffer, epsilon schedule and training.
+
+Shapes: a batch of B transitions has ``rewards`` [B], ``actions`` [B] (int64),
+``terminated`` / ``truncated`` [B] (bool), and Q-values ``q`` [B, A] for A discrete actions.
+
+Termination vs truncation: a *terminated* step ends in a terminal state whose value is 0, so its
+target is just the reward. A *truncated* step (a time limit, e.g. CartPole-v1 at 500 steps) ends
+in an ordinary state, so its target still bootstraps from the next state's value. With gymnasium's
+next-step autoreset the observation returned at the last step is the true final observation, so
+that bootstrap uses the right state.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlcourse import deeprl
+from rlcourse.validation import check_gamma, check_in_range, check_positive_int
+
+Tensor = torch.Tensor
+
+
+# ---- the formulas ---------------------------------------------------------------------------
+
+def epsilon_schedule(step: int, start: float = 1.0, end: float = 0.01,
+                     decay_steps: int = 5_000) -> float:
+    """Linear decay: ``start`` at step 0, ``end`` from step ``decay_steps`` on (env steps)."""
+    decay_steps = check_positive_int(decay_steps, "decay_steps")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    frac = min(step / decay_steps, 1.0)
+    return float(start + frac * (end - start))
+
+
+def _check_batch(rewards: Tensor, q: Tensor, *flags: Tensor) -> None:
+    if q.ndim != 2:
+        raise ValueError(f"Q-values must have shape [batch, actions], got {tuple(q.shape)}")
+    for name, t in (("rewards", rewards), *(("flags", f) for f in flags)):
+        if tuple(t.shape) != (q.shape[0],):
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected [{q.shape[0]}] to "
+                             f"match Q-values of shape {tuple(q.shape)}")
+
+
+def td_target(rewards: Tensor, next_q: Tensor, terminated: Tensor, truncated: Tensor,
+              gamma: float) -> Tensor:
+    """DQN target y = r + gamma * (1 - terminated) * max_a' Q(s', a'). Shapes [B], [B, A] -> [B].
+
+    ``truncated`` is accepted to make the contract explicit and deliberately not used: a
+    time-limit truncation does not end the task, so the target still bootstraps.
+    """
+    gamma = check_gamma(gamma)
+    _check_batch(rewards, next_q, terminated, truncated)
+    alive = 1.0 - terminated.to(next_q.dtype)
+    return rewards.to(next_q.dtype) + gamma * alive * next_q.max(dim=1).values
+
+
+def double_dqn_target(rewards: Tensor, next_q_online: Tensor, next_q_target: Tensor,
+                      terminated: Tensor, gamma: float) -> Tensor:
+    """Double DQN: y = r + gamma (1 - term) Q_target(s', argmax_a' Q_online(s', a')). -> [B].
+
+    The online net *chooses* the next action, the target net *evaluates* it.
+    """
+    gamma = check_gamma(gamma)
+    _check_batch(rewards, next_q_online, terminated)
+    if next_q_target.shape != next_q_online.shape:
+        raise ValueError(f"next_q_target {tuple(next_q_target.shape)} and next_q_online "
+                         f"{tuple(next_q_online.shape)} must have the same shape")
+    best = next_q_online.argmax(dim=1, keepdim=True)
+    value = next_q_target.gather(1, best).squeeze(1)
+    return rewards.to(value.dtype) + gamma * (1.0 - terminated.to(value.dtype)) * value
+
+
+def dqn_loss(q_values: Tensor, actions: Tensor, targets: Tensor, huber: bool = False) -> Tensor:
+    """Mean of 0.5 * squared error, or of the Huber loss (delta = 1), between Q(s, a) and y.
+
+    Shapes: ``q_values`` [B, A], ``actions`` [B] int, ``targets`` [B]. The targets are treated
+    as constants (semi-gradient): no gradient flows into them.
+    """
+    _check_batch(targets, q_values, actions)
+    q_sa = q_values.gather(1, actions.long().unsqueeze(1)).squeeze(1)
+    err = q_sa - targets.detach()
+    if huber:
+        abs_err = err.abs()
+        return torch.where(abs_err <= 1.0, 0.5 * err ** 2, abs_err - 0.5).mean()
+    return 0.5 * (err ** 2).mean()
+
+
+def dueling_combine(value: Tensor, advantages: Tensor) -> Tensor:
+    """Dueling head: Q = V + A - mean_a A. Shapes ``value`` [B, 1], ``advantages`` [B, A]."""
+    return value + advantages - advantages.mean(dim=1, keepdim=True)
+
+
+# ---- the overestimation toy -----------------------------------------------------------------
+
+def noisy_max_estimates(true_q: np.ndarray, noise_std: float, n_trials: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Single and double estimates of max_a q_a from noisy estimates; returns two [n_trials].
+
+    Each trial draws two independent noisy copies Q^A, Q^B = q + N(0, noise_std^2) of ``true_q``
+    [A]. Single estimator: max_a Q^A_a. Double estimator: Q^B at argmax_a Q^A_a.
+    """
+    q = np.asarray(true_q, dtype=float)
+    if q.ndim != 1 or len(q) < 1:
+        raise ValueError(f"true_q must be a non-empty 1-d array, got shape {q.shape}")
+    noise_std = check_in_range(noise_std, "noise_std", 0.0, np.inf)
+    n = check_positive_int(n_trials, "n_trials")
+    qa = q + noise_std * rng.standard_normal((n, len(q)))
+    qb = q + noise_std * rng.standard_normal((n, len(q)))
+    pick = qa.argmax(axis=1)
+    return qa.max(axis=1), qb[np.arange(n), pick]
+
+
+def expected_max_std_normal(n: int) -> float:
+    """E[max of n independent N(0, 1)] = int x n phi(x) Phi(x)^(n-1) dx, by quadrature."""
+    n = check_positive_int(n, "n")
+    from math import erf, sqrt
+
+    x = np.linspace(-10.0, 10.0, 20_001)
+    pdf = np.exp(-0.5 * x ** 2) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))
+    integrand = x * n * pdf * cdf ** (n - 1)
+    return float(np.sum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(x)))
+
+
+# ---- replay buffer --------------------------------------------------------------------------
+
+class ReplayBuffer:
+    """A fixed-size ring buffer of transitions in numpy arrays; uniform sampling.
+
+    Stores (obs, action, reward, next_obs, terminated, truncated). Only rows flagged ``valid``
+    are added, so next-step autoreset steps never enter the buffer.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int):
+        self.capacity = check_positive_int(capacity, "capacity")
+        self.obs_dim = check_positive_int(obs_dim, "obs_dim")
+        self.obs = np.zeros((self.capacity, self.obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros_like(self.obs)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.terminated = np.zeros(self.capacity, dtype=bool)
+        self.truncated = np.zeros(self.capacity, dtype=bool)
+        self.pos = 0  # where the next row goes
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+            next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+            valid: np.ndarray | None = None) -> None:
+        """Add a vector step: ``obs``/``next_obs`` [N, obs_dim], the others [N]."""
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim or next_obs.shape != obs.shape:
+            raise ValueError(f"obs {obs.shape} and next_obs {next_obs.shape} must both be "
+                             f"[N, {self.obs_dim}]")
+        keep = np.ones(len(obs), bool) if valid is None else np.asarray(valid, bool)
+        rows = (obs, actions, rewards, next_obs, terminated, truncated)
+        if any(len(x) != len(obs) for x in (*rows, keep)):
+            raise ValueError("all arrays of a vector step need the same first dimension "
+                             f"{len(obs)}")
+        k = int(keep.sum())
+        if k > self.capacity:
+            raise ValueError(f"cannot add {k} transitions to a buffer of capacity "
+                             f"{self.capacity}")
+        idx = (self.pos + np.arange(k)) % self.capacity
+        for store, x in zip((self.obs, self.actions, self.rewards, self.next_obs,
+                             self.terminated, self.truncated), rows):
+            store[idx] = np.asarray(x)[keep]
+        self.pos = (self.pos + k) % self.capacity
+        self.size = min(self.size + k, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``batch_size`` transitions drawn uniformly with replacement."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return self._rows(rng.integers(0, self.size, size=batch_size))
+
+    def latest(self, n: int) -> dict[str, np.ndarray]:
+        """The ``n`` most recently added transitions (the no-replay ablation trains on these)."""
+        n = min(check_positive_int(n, "n"), self.size)
+        return self._rows((self.pos - n + np.arange(n)) % self.capacity)
+
+    def _rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {"obs": self.obs[idx], "actions": self.actions[idx],
+                "rewards": self.rewards[idx], "next_obs": self.next_obs[idx],
+                "terminated": self.terminated[idx], "truncated": self.truncated[idx]}
+
+
+# ---- configuration and network --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """Course defaults of DQN, tuned on CartPole-v1 (measurements in notebook 04).
+
+    Step counts are env steps summed over the ``num_envs`` sub-envs. Every vector step adds
+    ``num_envs`` transitions and takes ``grad_steps`` gradient steps (0.5 updates per env step
+    here). The target network is a *hard* copy of the online net every ``target_update`` env
+    steps (here every 50 gradient steps). ``huber=False`` means 0.5 * squared error: on
+    CartPole it learned faster than the Huber loss.
+    """
+
+    num_envs: int = 4
+    total_steps: int = 100_000
+    buffer_size: int = 50_000
+    batch_size: int = 64
+    lr: float = 1e-3
+    gamma: float = 0.99
+    hidden: tuple[int, ...] = (128, 128)
+    eps_start: float = 1.0
+    eps_end: float = 0.01
+    eps_decay_steps: int = 5_000
+    learning_starts: int = 1_000
+    grad_steps: int = 2
+    target_update: int = 100
+    huber: bool = False
+    max_grad_norm: float = 10.0
+    double: bool = False
+    dueling: bool = False
+    replay: bool = True
+    target_network: bool = True
+    stop_when_solved: bool = True
+    log_every: int = 1_000
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "total_steps", "buffer_size", "batch_size", "eps_decay_steps",
+                     "grad_steps", "target_update", "log_every"):
+            check_positive_int(getattr(self, name), name)
+        if not isinstance(self.learning_starts, int) or self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be an int >= 0, got {self.learning_starts!r}")
+        check_gamma(self.gamma)
+        check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
+        check_in_range(self.eps_start, "eps_start", 0.0, 1.0)
+        check_in_range(self.eps_end, "eps_end", 0.0, 1.0)
+        check_in_range(self.max_grad_norm, "max_grad_norm", 0.0, np.inf, low_open=True)
+        if not self.hidden or any(check_positive_int(h, "hidden") < 1 for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer widths, got {self.hidden!r}")
+        if self.buffer_size < self.num_envs:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must be >= num_envs "
+                             f"({self.num_envs})")
+
+
+def make_config(**overrides) -> Config:
+    """:class:`Config` with ``overrides``; unknown names are a ``TypeError`` listing the known."""
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown DQN hyperparameter(s) {unknown}; known: {sorted(known)}")
+    if "hidden" in overrides:
+        overrides["hidden"] = tuple(overrides["hidden"])
+    return replace(Config(), **overrides)
+
+
+class QNetwork(nn.Module):
+    """Q-values from observations: [B, obs_dim] -> [B, A]; ReLU MLP, optionally dueling."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...] = (128, 128),
+                 dueling: bool = False):
+        super().__init__()
+        self.dueling = dueling
+        if dueling:
+            self.torso = nn.Sequential(deeprl.mlp([obs_dim, *hidden], nn.ReLU), nn.ReLU())
+            self.value = deeprl.mlp([hidden[-1], 1])
+            self.advantage = deeprl.mlp([hidden[-1], n_actions])
+        else:
+            self.net = deeprl.mlp([obs_dim, *hidden, n_actions], nn.ReLU)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if not self.dueling:
+            return self.net(obs)
+        h = self.torso(obs)
+        return dueling_combine(self.value(h), self.advantage(h))
+
+
+class GreedyPolicy:
+    """The greedy policy argmax_a Q(s, a) of a Q-network: obs batch [N, obs_dim] -> [N]."""
+
+    def __init__(self, q_net: QNetwork):
+        self.q_net = q_net
+
+    @torch.no_grad()
+    def __call__(self, obs: Tensor) -> Tensor:
+        return self.q_net(obs).argmax(dim=1)
+
+
+# ---- training -------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """Everything :func:`train` carries between collect and update steps."""
+
+    cfg: Config
+    q_net: QNetwork
+    target_net: QNetwork
+    optimizer: torch.optim.Optimizer
+    buffer: ReplayBuffer
+    tracker: deeprl.EpisodeTracker
+    step_mask: deeprl.StepMask
+    rng: np.random.Generator
+    obs: np.ndarray
+    device: str
+    started: float
+    fns: dict[str, Callable]
+    steps: int = 0
+    updates: int = 0
+    steps_to_solve: int | None = None
+    seconds_to_solve: float | None = None
+    history: dict[str, list[float]] = field(default_factory=lambda: {
+        "episode_end_step": [], "log_step": [], "running_mean": [], "epsilon": [],
+        "loss": [], "q_mean": []})
+    _loss_sum: float = 0.0
+    _q_sum: float = 0.0
+    _n_logged: int = 0
+
+
+def _collect(envs, run: _Run) -> None:
+    """One vector step with the epsilon-greedy policy; stores the valid transitions."""
+    cfg = run.cfg
+    eps = run.fns["epsilon"](run.steps, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
+    n = cfg.num_envs
+    with torch.no_grad():
+        obs_t = torch.as_tensor(run.obs, dtype=torch.float32, device=run.device)
+        actions = run.q_net(obs_t).argmax(dim=1).cpu().numpy()
+    explore = run.rng.random(n) < eps
+    actions = np.where(explore, run.rng.integers(0, envs.single_action_space.n, n), actions)
+    next_obs, r, term, trunc, _ = envs.step(actions)
+    valid = run.step_mask.step(term, trunc)
+    run.buffer.add(run.obs, actions, r, next_obs, term, trunc, valid)
+    n_before = len(run.tracker.returns)
+    run.tracker.update(r, term, trunc, valid)
+    run.steps += n
+    run.history["episode_end_step"] += [run.steps] * (len(run.tracker.returns) - n_before)
+    if run.steps_to_solve is None and run.tracker.solved:
+        run.steps_to_solve = run.steps
+        run.seconds_to_solve = time.perf_counter() - run.started
+    run.obs = next_obs
+
+
+def _batch_to_tensors(batch: dict[str, np.ndarray], device: str) -> dict[str, Tensor]:
+    return {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
+
+
+def _update(run: _Run) -> None:
+    """One gradient step on a replay minibatch (or on the latest transitions without replay)."""
+    cfg = run.cfg
+    batch = (run.buffer.sample(cfg.batch_size, run.rng) if cfg.replay
+             else run.buffer.latest(cfg.num_envs))
+    b = _batch_to_tensors(batch, run.device)
+    q = run.q_net(b["obs"])
+    with torch.no_grad():
+        evaluator = run.target_net if cfg.target_network else run.q_net
+        next_q = evaluator(b["next_obs"])
+        if cfg.double:
+            next_online = run.q_net(b["next_obs"]) if cfg.target_network else next_q
+            y = run.fns["double_target"](b["rewards"], next_online, next_q, b["terminated"],
+                                         cfg.gamma)
+        else:
+            y = run.fns["target"](b["rewards"], next_q, b["terminated"], b["truncated"],
+                                  cfg.gamma)
+    loss = run.fns["loss"](q, b["actions"], y, cfg.huber)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(run.q_net.parameters(), cfg.max_grad_norm)
+    run.optimizer.step()
+    run.updates += 1
+    run._loss_sum += float(loss.detach())
+    run._q_sum += float(q.detach().max(dim=1).values.mean())
+    run._n_logged += 1
+
+
+def _sync_target(run: _Run, steps_before: int) -> None:
+    """Hard update: copy the online weights every ``target_update`` env steps."""
+    if run.cfg.target_network and run.steps // run.cfg.target_update > \
+            steps_before // run.cfg.target_update:
+        run.target_net.load_state_dict(run.q_net.state_dict())
+
+
+def _log(run: _Run) -> None:
+    h, k = run.history, max(run._n_logged, 1)
+    h["log_step"].append(run.steps)
+    h["running_mean"].append(run.tracker.running_mean)
+    h["epsilon"].append(run.fns["epsilon"](run.steps, run.cfg.eps_start, run.cfg.eps_end,
+                                           run.cfg.eps_decay_steps))
+    h["loss"].append(run._loss_sum / k if run._n_logged else float("nan"))
+    h["q_mean"].append(run._q_sum / k if run._n_logged else float("nan"))
+    run._loss_sum = run._q_sum = 0.0
+    run._n_logged = 0
+
+
+def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
+          progress: bool = True, target_fn: Callable = td_target,
+          double_target_fn: Callable = double_dqn_target, loss_fn: Callable = dqn_loss,
+          epsilon_fn: Callable = epsilon_schedule, **overrides) -> deeprl.TrainResult:
+    """Train DQN on ``env_id``; ``overrides`` change fields of :class:`Config`.
+
+    ``target_fn``, ``double_target_fn``, ``loss_fn`` and ``epsilon_fn`` have the signatures of
+    :func:`td_target`, :func:`double_dqn_target`,
+    :func:`dqn_loss` and :func:`epsilon_schedule`, so a notebook can plug in its own versions.
+    Stops at ``total_steps`` env steps (summed over sub-envs), or once solved if
+    ``stop_when_solved``. ``history`` holds ``episode_end_step`` (one entry per episode) and,
+    every ``log_every`` env steps, ``log_step``, ``running_mean``, ``epsilon``, ``loss`` and
+    ``q_mean`` (the mean over the interval's minibatches of max_a Q(s, a); NaN before
+    learning starts).
+    """
+    from tqdm.auto import tqdm
+
+    from rlcourse.core import seed_everything
+
+    cfg = make_config(**overrides)
+    seed_everything(seed)
+    envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
+    obs_dim, n_actions = deeprl.check_env_for("DQN", envs)
+    q_net = QNetwork(obs_dim, n_actions, cfg.hidden, cfg.dueling).to(device)
+    target_net = copy.deepcopy(q_net).requires_grad_(False)
+    obs, _ = envs.reset(seed=seed)
+    run = _Run(cfg, q_net, target_net, _adam(q_net, cfg.lr),
+               ReplayBuffer(cfg.buffer_size if cfg.replay else cfg.num_envs, obs_dim),
+               deeprl.EpisodeTracker(cfg.num_envs, deeprl.reward_threshold(env_id)),
+               deeprl.StepMask(cfg.num_envs), np.random.default_rng(seed), obs, device,
+               time.perf_counter(), {"target": target_fn, "double_target": double_target_fn,
+                                     "loss": loss_fn, "epsilon": epsilon_fn})
+    bar = tqdm(total=cfg.total_steps, desc=f"DQN {env_id} seed {seed}", disable=not progress,
+               leave=False)
+    while run.steps < cfg.total_steps:
+        before = run.steps
+        _collect(envs, run)
+        if run.steps >= cfg.learning_starts and len(run.buffer) > 0:
+            for _ in range(cfg.grad_steps):
+                _update(run)
+        _sync_target(run, before)
+        if run.steps // cfg.log_every > before // cfg.log_every:
+            _log(run)
+        bar.update(run.steps - before)
+        if cfg.stop_when_solved and run.steps_to_solve is not None:
+            break
+    bar.close()
+    envs.close()
+    return deeprl.TrainResult(
+        algo="DQN", env_id=env_id, seed=seed, solved=run.steps_to_solve is not None,
+        steps_to_solve=run.steps_to_solve, seconds_to_solve=run.seconds_to_solve,
+        total_steps=run.steps, seconds=time.perf_counter() - run.started,
+        act=GreedyPolicy(q_net), episode_returns=list(run.tracker.returns),
+        history=run.history)
+
+
+# ---- reading results ----------------------------------------------------------------------
+
+def learning_curve(result: deeprl.TrainResult, steps: np.ndarray,
+                   window: int = deeprl.SOLVE_WINDOW) -> np.ndarray:
+    """Mean return of the last ``window`` episodes finished by each of ``steps`` [K] -> [K].
+
+    NaN before the first episode ends; after training stopped, the last value is carried on.
+    """
+    window = check_positive_int(window, "window")
+    ends = np.asarray(result.history["episode_end_step"], dtype=float)
+    rets = np.asarray(result.episode_returns, dtype=float)
+    if len(ends) != len(rets):
+        raise ValueError(f"history has {len(ends)} episode ends but {len(rets)} returns")
+    csum = np.concatenate([[0.0], np.cumsum(rets)])
+    k = np.searchsorted(ends, np.asarray(steps, dtype=float), side="right")
+    lo = np.maximum(k - window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, (csum[k] - csum[lo]) / np.maximum(k - lo, 1), np.nan)
+
+
+def _adam(net: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam; the fused kernel (one call for all parameters) where this torch build has it."""
+    try:
+        return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # pragma: no cover - depends on the torch build
+        return torch.optim.Adam(net.parameters(), lr=lr)
