@@ -181,3 +181,21 @@ def evaluate(env_id: str, act: Callable[[torch.Tensor], torch.Tensor], episodes:
         finished |= term | trunc
     envs.close()
     return ret
+
+
+def learning_curve(result: TrainResult, steps: np.ndarray,
+                   window: int = SOLVE_WINDOW) -> np.ndarray:
+    """Mean return of the last ``window`` episodes finished by each of ``steps`` [K] -> [K].
+
+    NaN before the first episode ends; after training stopped, the last value is carried on.
+    """
+    window = check_positive_int(window, "window")
+    ends = np.asarray(result.history["episode_end_step"], dtype=float)
+    rets = np.asarray(result.episode_returns, dtype=float)
+    if len(ends) != len(rets):
+        raise ValueError(f"history has {len(ends)} episode ends but {len(rets)} returns")
+    csum = np.concatenate([[0.0], np.cumsum(rets)])
+    k = np.searchsorted(ends, np.asarray(steps, dtype=float), side="right")
+    lo = np.maximum(k - window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, (csum[k] - csum[lo]) / np.maximum(k - lo, 1), np.nan)

@@ -452,22 +452,7 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
 
 # ---- reading results ----------------------------------------------------------------------
 
-def learning_curve(result: deeprl.TrainResult, steps: np.ndarray,
-                   window: int = deeprl.SOLVE_WINDOW) -> np.ndarray:
-    """Mean return of the last ``window`` episodes finished by each of ``steps`` [K] -> [K].
-
-    NaN before the first episode ends; after training stopped, the last value is carried on.
-    """
-    window = check_positive_int(window, "window")
-    ends = np.asarray(result.history["episode_end_step"], dtype=float)
-    rets = np.asarray(result.episode_returns, dtype=float)
-    if len(ends) != len(rets):
-        raise ValueError(f"history has {len(ends)} episode ends but {len(rets)} returns")
-    csum = np.concatenate([[0.0], np.cumsum(rets)])
-    k = np.searchsorted(ends, np.asarray(steps, dtype=float), side="right")
-    lo = np.maximum(k - window, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(k > 0, (csum[k] - csum[lo]) / np.maximum(k - lo, 1), np.nan)
+learning_curve = deeprl.learning_curve  # shared with actor_critic; used by notebook 04
 
 
 def _adam(net: nn.Module, lr: float) -> torch.optim.Optimizer:
