@@ -11,16 +11,12 @@ import torch
 from rlcourse import actor_critic as ac
 from rlcourse import deeprl
 from rlcourse.advantages import gae, td_errors
+from tests.test_advantages import _random_batch
 
 
 def _batch(seed: int, B: int = 5, T: int = 11):
     """Random [B, T] data with terminations and truncations; values consistent in time."""
-    g = torch.Generator().manual_seed(seed)
-    r = torch.randn(B, T, generator=g, dtype=torch.float64)
-    v = torch.randn(B, T + 1, generator=g, dtype=torch.float64)
-    term = torch.rand(B, T, generator=g) < 0.15
-    trunc = (torch.rand(B, T, generator=g) < 0.1) & ~term
-    return r, v[:, :-1], v[:, 1:], term, term | trunc
+    return _random_batch(seed, B, T)
 
 
 def _n_step_brute(r, nv, term, done, gamma, n):
