@@ -454,7 +454,7 @@ assert variance_with(3 * c_star) > variance_with(0)
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot(cs, curve, label="exact variance of (R − c) g")
 ax.axhline(variance_with(0), color="gray", ls=":", label="no baseline (c = 0)")
-ax.axvline(c_star, color="C2", ls="--", label=f"c* = {c_star:.2f} (your function)")
+ax.axvline(c_star, color="C2", ls="--", label=f"c* = {c_star:.2f} from optimal_baseline")
 ax.axvline(mean_R, color="C1", ls=":", label=f"E[R] = {mean_R:.2f}")
 ax.set(xlabel="constant baseline c", ylabel="total variance", yscale="log",
        title="a baseline helps only when it is well chosen")
