@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +22,22 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from rlcourse.validation import check_discrete_space, check_positive_int
+
+C = TypeVar("C")
+
+
+def config_with(defaults: C, algo: str, overrides: dict[str, Any]) -> C:
+    """A copy of the dataclass ``defaults`` with ``overrides``; unknown names are a TypeError.
+
+    Tuple-typed fields given as lists (e.g. ``hidden=[64, 64]``) are stored as tuples.
+    """
+    known = {f.name for f in fields(defaults)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown {algo} hyperparameter(s) {unknown}; known: {sorted(known)}")
+    fixed = {k: tuple(v) if isinstance(getattr(defaults, k), tuple) and isinstance(v, list)
+             else v for k, v in overrides.items()}
+    return replace(defaults, **fixed)
 
 
 def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -249,13 +249,7 @@ class Config:
 
 def make_config(**overrides) -> Config:
     """:class:`Config` with ``overrides``; unknown names are a ``TypeError`` listing the known."""
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown DQN hyperparameter(s) {unknown}; known: {sorted(known)}")
-    if "hidden" in overrides:
-        overrides["hidden"] = tuple(overrides["hidden"])
-    return replace(Config(), **overrides)
+    return deeprl.config_with(Config(), "DQN", overrides)
 
 
 class QNetwork(nn.Module):

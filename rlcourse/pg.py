@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -404,11 +404,7 @@ class Config:
 
 def make_config(**overrides) -> Config:
     """:class:`Config` with ``overrides``; unknown names are a ``TypeError`` listing the known."""
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown REINFORCE hyperparameter(s) {unknown}; known: {sorted(known)}")
-    return replace(Config(), **overrides)
+    return deeprl.config_with(Config(), "REINFORCE", overrides)
 
 
 class EpisodeBatch(NamedTuple):

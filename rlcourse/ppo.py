@@ -12,7 +12,7 @@ difference, the natural gradient of a softmax); and the PPO agent for gymnasium 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -314,13 +314,8 @@ class Config:
 
 
 def make_config(**overrides) -> Config:
-    """``Config`` with ``overrides``; unknown names raise a ``TypeError`` listing the known."""
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown PPO hyperparameter(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(sorted(known))}")
-    return replace(Config(), **overrides)
+    """:class:`Config` with ``overrides``; unknown names are a ``TypeError`` listing the known."""
+    return deeprl.config_with(Config(), "PPO", overrides)
 
 
 class ActorCritic(nn.Module):

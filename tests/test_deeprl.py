@@ -78,3 +78,17 @@ def test_bad_inputs():
         deeprl.make_vec_env("CartPole-v1", 0, seed=0)
     with pytest.raises(ValueError, match="layer widths"):
         deeprl.mlp([4])
+
+
+def test_config_with_overrides_and_unknown_names():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cfg:
+        lr: float = 1e-3
+        hidden: tuple[int, ...] = (64, 64)
+
+    cfg = deeprl.config_with(Cfg(), "TOY", {"lr": 0.1, "hidden": [8]})
+    assert cfg == Cfg(lr=0.1, hidden=(8,))
+    with pytest.raises(TypeError, match=r"unknown TOY hyperparameter\(s\) \['learning_rate'\]"):
+        deeprl.config_with(Cfg(), "TOY", {"learning_rate": 0.1})

@@ -12,15 +12,6 @@ import torch
 
 from rlcourse import deeprl, dqn
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny nets: one intra-op thread is fastest, and avoids spinning threads on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ---- epsilon schedule ----------------------------------------------------------------------
 
 

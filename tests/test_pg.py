@@ -10,16 +10,6 @@ import torch
 from rlcourse import deeprl, pg
 from rlcourse.advantages import discounted_returns
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors: one thread is faster, and avoids stalls on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 THETA = torch.tensor([[0.3, -0.2], [0.5, 0.0], [-0.4, 0.2]], dtype=torch.float64)
 
 

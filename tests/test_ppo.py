@@ -10,16 +10,6 @@ import torch
 from rlcourse import deeprl, ppo
 from rlcourse.ppo import clipped_surrogate, clipped_value_loss, kl_k1, kl_k2, kl_k3
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Training with 2 intra-op threads on a busy 2-core machine is ~3x slower than with 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 OLD = torch.tensor([0.20, 0.50, 0.30])
 NEW = torch.tensor([0.25, 0.55, 0.20])
 ADV = torch.tensor([1.3, 0.0, -0.5])
