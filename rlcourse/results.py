@@ -19,6 +19,8 @@ from rlcourse.core import current_session
 from rlcourse.exercises import is_strict
 
 RESULTS_ENV = "RLCOURSE_RESULTS"
+#: The repository's stored benchmark results (``make bench`` writes them).
+BENCH_FOLDER = Path(__file__).resolve().parent.parent / "results" / "bench"
 TABLE_START = "<!-- notebook-table:start -->"
 TABLE_END = "<!-- notebook-table:end -->"
 BENCH_START = "<!-- bench-table:start -->"
@@ -93,6 +95,23 @@ def bench_table(folder: str | Path) -> str:
                     f"{'-' if secs is None else f'{secs:.1f}'} | "
                     f"{min(evals):.1f} / {statistics.median(evals):.1f} |")
     return "\n".join(rows)
+
+
+def load_bench(algo: str, env_id: str, folder: str | Path | None = None) -> dict[str, Any]:
+    """The stored ``python -m rlcourse.bench ALGO --env ENV --json`` result for one run.
+
+    Notebooks quote benchmark numbers through this, so their prose follows the last
+    ``make bench`` instead of numbers typed in by hand. ``folder`` defaults to ``results/bench``
+    of the repository the package was installed from.
+    """
+    folder = Path(folder) if folder is not None else BENCH_FOLDER
+    path = folder / f"{algo}-{env_id}.json"
+    if not path.is_file():
+        have = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        raise FileNotFoundError(
+            f"no stored benchmark for {algo!r} on {env_id!r}: {path} is missing "
+            f"(stored: {', '.join(have) or 'none'}). Run `make bench` in the repository.")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _replace_between(text: str, start: str, end: str, body: str, path: Path) -> str:

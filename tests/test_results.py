@@ -79,3 +79,13 @@ def test_bench_table_and_readme(tmp_path, monkeypatch):
                       f"{results.BENCH_START}\nold\n{results.BENCH_END}\n")
     results.main(["--results", str(folder), "--bench", str(bench), "--update-readme", str(readme)])
     assert "2,000" in readme.read_text() and "old" not in readme.read_text()
+
+
+def test_load_bench_reads_the_stored_runs(tmp_path):
+    stored = results.load_bench("ppo", "CartPole-v1")
+    assert stored["algo"] == "ppo" and stored["env"] == "CartPole-v1"
+    assert len(stored["seeds"]) >= 5
+    (tmp_path / "dqn-CartPole-v1.json").write_text(json.dumps({"algo": "dqn"}))
+    assert results.load_bench("dqn", "CartPole-v1", tmp_path) == {"algo": "dqn"}
+    with pytest.raises(FileNotFoundError, match="stored: dqn-CartPole-v1"):
+        results.load_bench("sac", "Pendulum-v1", tmp_path)
