@@ -380,6 +380,7 @@ class Config:
     """Course defaults of REINFORCE (tuned on CartPole-v1; see notebook 05)."""
 
     num_envs: int = 8
+    episodes_per_env: int = 1
     gamma: float = 0.99
     lr: float = 1e-2
     value_lr: float = 1e-2
@@ -392,7 +393,7 @@ class Config:
     stop_when_solved: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "value_steps", "hidden", "total_steps"):
+        for name in ("num_envs", "episodes_per_env", "value_steps", "hidden", "total_steps"):
             check_positive_int(getattr(self, name), name)
         check_gamma(self.gamma)
         check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
@@ -448,48 +449,64 @@ class _Run:
                         "entropy", "grad_norm")})
 
 
-def _rollout(envs, policy: nn.Module, device: str, gen: torch.Generator) -> dict[str, np.ndarray]:
-    """Step all envs from a fresh reset until each has finished at least one episode.
+def collect_episodes(envs, act: Callable[[np.ndarray], np.ndarray], episodes_per_env: int = 1
+                     ) -> dict[str, np.ndarray]:
+    """Run every sub-env from a fresh reset until each has finished ``episodes_per_env`` episodes.
 
-    Returns arrays of shape [T, N] (obs [T, N, obs_dim]) plus ``valid`` (False on autoreset
-    steps, see :class:`rlcourse.deeprl.StepMask`).
+    Each env contributes exactly its first ``episodes_per_env`` complete episodes, whatever the
+    other envs do, so the kept episodes are an unbiased sample of the policy's episodes (no
+    preference for short ones). Envs that are done wait for the slowest by starting a further
+    episode whose steps are discarded (``keep`` False) but still real env steps (``valid``).
+    ``act`` maps observations [N, obs_dim] to actions [N]. Returns arrays of shape [T, N]
+    (``obs`` and ``next_obs`` [T, N, obs_dim]): obs, actions, rewards, terminated, truncated,
+    next_obs, ``valid`` (False on autoreset steps, see :class:`rlcourse.deeprl.StepMask`) and
+    ``keep`` (the valid steps of each env's first ``episodes_per_env`` episodes).
     """
+    k = check_positive_int(episodes_per_env, "episodes_per_env")
     n = envs.num_envs
     obs, _ = envs.reset()
-    mask, finished = deeprl.StepMask(n), np.zeros(n, dtype=bool)
-    keys = ("obs", "actions", "rewards", "terminated", "truncated", "valid", "next_obs")
-    out: dict[str, list] = {k: [] for k in keys}
-    while not finished.all():
+    mask, finished = deeprl.StepMask(n), np.zeros(n, dtype=int)
+    keys = ("obs", "actions", "rewards", "terminated", "truncated", "valid", "keep", "next_obs")
+    out: dict[str, list] = {key: [] for key in keys}
+    while (finished < k).any():
+        actions = np.asarray(act(obs))
+        next_obs, r, te, tu, _ = envs.step(actions)
+        valid = mask.step(te, tu)
+        keep = valid & (finished < k)
+        finished += (te | tu) & keep
+        for key, v in zip(keys, (obs, actions, r, te, tu, valid, keep, next_obs)):
+            out[key].append(np.asarray(v))
+        obs = next_obs
+    return {key: np.stack(v) for key, v in out.items()}
+
+
+def _sampler(policy: nn.Module, device: str, gen: torch.Generator
+             ) -> Callable[[np.ndarray], np.ndarray]:
+    """obs [N, obs_dim] -> actions [N] sampled from the policy's softmax (no gradient)."""
+    def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             logits = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
             a = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(1)
-        actions = a.cpu().numpy()
-        next_obs, r, te, tu, _ = envs.step(actions)
-        valid = mask.step(te, tu)
-        finished |= (te | tu) & valid
-        for k, v in zip(keys, (obs, actions, r, te, tu, valid, next_obs)):
-            out[k].append(np.asarray(v))
-        obs = next_obs
-    return {k: np.stack(v) for k, v in out.items()}
+        return a.cpu().numpy()
+    return act
 
 
-def _split_episodes(ro: dict[str, np.ndarray], device: str) -> tuple[EpisodeBatch, np.ndarray]:
-    """Cut a rollout [T, N] into its complete episodes, padded: an :class:`EpisodeBatch`.
+def _split_episodes(ro: dict[str, np.ndarray], device: str) -> EpisodeBatch:
+    """Cut the kept steps of a rollout [T, N] into episodes, padded: an :class:`EpisodeBatch`.
 
-    Also returns ``keep`` [T, N]: the valid steps that belong to a complete episode (steps of an
-    episode still running when the rollout stopped are dropped).
+    Uses ``ro["keep"]`` (see :func:`collect_episodes`); each kept episode ends on a kept step
+    that is terminated or truncated.
     """
-    done = (ro["terminated"] | ro["truncated"]) & ro["valid"]
-    keep = np.zeros_like(ro["valid"])
+    keep = ro["keep"]
+    done = (ro["terminated"] | ro["truncated"]) & keep
     episodes = []
     for i in range(done.shape[1]):
-        ends = np.flatnonzero(done[:, i])
-        keep[: ends[-1] + 1, i] = ro["valid"][: ends[-1] + 1, i]
         start = 0
-        for end in ends:
-            ts = np.flatnonzero(ro["valid"][start: end + 1, i]) + start
-            episodes.append((i, ts))
+        for end in np.flatnonzero(done[:, i]):
+            episodes.append((i, np.flatnonzero(keep[start: end + 1, i]) + start))
             start = end + 1
+    if not episodes:
+        raise ValueError("the rollout holds no complete kept episode")
     length = max(len(ts) for _, ts in episodes)
     e, obs_dim = len(episodes), ro["obs"].shape[-1]
     obs = np.zeros((e, length, obs_dim), dtype=np.float32)
@@ -502,13 +519,16 @@ def _split_episodes(ro: dict[str, np.ndarray], device: str) -> tuple[EpisodeBatc
         truncated[j] = bool(ro["truncated"][ts[-1], i]) and not ro["terminated"][ts[-1], i]
         final_obs[j] = ro["next_obs"][ts[-1], i]
     as_t = lambda x, dt=torch.float32: torch.as_tensor(x, dtype=dt, device=device)
-    batch = EpisodeBatch(as_t(obs), as_t(actions, torch.long), as_t(rewards), as_t(mask),
-                         as_t(truncated, torch.bool), as_t(final_obs))
-    return batch, keep
+    return EpisodeBatch(as_t(obs), as_t(actions, torch.long), as_t(rewards), as_t(mask),
+                        as_t(truncated, torch.bool), as_t(final_obs))
 
 
-def _track(run: _Run, ro: dict[str, np.ndarray], keep: np.ndarray) -> None:
-    """Feed the complete episodes to the tracker in time order; note when it first solved."""
+def _track(run: _Run, ro: dict[str, np.ndarray]) -> None:
+    """Feed the kept episodes to the tracker in time order; note when it first solved.
+
+    Env steps count every valid step, the discarded ones of envs that waited included.
+    """
+    keep = ro["keep"]
     valid_so_far = run.steps + np.cumsum(ro["valid"].sum(axis=1))
     for t in range(keep.shape[0]):
         run.tracker.update(ro["rewards"][t], ro["terminated"][t], ro["truncated"][t], keep[t])
@@ -557,11 +577,12 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
           loss_fn: Callable = reinforce_loss, **overrides) -> deeprl.TrainResult:
     """REINFORCE with reward-to-go and (by default) a learned value baseline.
 
-    Each iteration resets the ``num_envs`` envs, runs them until every one has finished an
-    episode, keeps all complete episodes, and makes one policy-gradient step. ``returns_fn`` and
-    ``loss_fn`` (signatures of :func:`reward_to_go` and :func:`reinforce_loss`) let a notebook
-    plug in its own versions. Stops after ``total_steps`` env steps (summed over sub-envs,
-    counting the dropped partial episodes), or once solved if ``stop_when_solved``.
+    Each iteration resets the ``num_envs`` envs, keeps the first ``episodes_per_env`` complete
+    episodes of every env (:func:`collect_episodes`), and makes one policy-gradient step.
+    ``returns_fn`` and ``loss_fn`` (signatures of :func:`reward_to_go` and
+    :func:`reinforce_loss`) let a notebook plug in its own versions. Stops after
+    ``total_steps`` env steps (summed over sub-envs, counting the discarded steps of envs
+    waiting for the slowest), or once solved if ``stop_when_solved``.
     """
     from tqdm.auto import tqdm
 
@@ -578,13 +599,14 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
     gen = torch.Generator(device=device).manual_seed(seed)
     run = _Run(deeprl.EpisodeTracker(cfg.num_envs, deeprl.reward_threshold(env_id)),
                time.perf_counter())
+    act = _sampler(policy, device, gen)
     bar = tqdm(total=cfg.total_steps, desc=f"REINFORCE {env_id} seed {seed}",
                disable=not progress, leave=False)
     while run.steps < cfg.total_steps:
         before = run.steps
-        ro = _rollout(envs, policy, device, gen)
-        batch, keep = _split_episodes(ro, device)
-        _track(run, ro, keep)
+        ro = collect_episodes(envs, act, cfg.episodes_per_env)
+        batch = _split_episodes(ro, device)
+        _track(run, ro)
         bar.update(run.steps - before)
         if cfg.stop_when_solved and run.steps_to_solve is not None:
             break

@@ -223,26 +223,101 @@ def test_train_without_baseline_runs_and_is_reproducible():
     assert a.total_steps >= 3000 and a.history["value_loss"][0] == 0.0
 
 
-def test_split_episodes_drops_autoreset_steps_and_partial_episodes():
+def test_split_episodes_uses_the_kept_steps_only():
     # 2 envs, 6 steps. env 0: episode of 2 steps (terminated), autoreset, episode of 2 steps
-    # (truncated), then 1 partial step. env 1: one terminated episode of 5 steps, autoreset.
+    # (truncated), then 1 step of a third episode that is not kept. env 1: one terminated
+    # episode of 5 steps, autoreset.
     valid = np.array([[1, 1], [1, 1], [0, 1], [1, 1], [1, 1], [1, 0]], dtype=bool)
     te = np.zeros((6, 2), dtype=bool)
     tu = np.zeros((6, 2), dtype=bool)
     te[1, 0], tu[4, 0], te[4, 1] = True, True, True
     obs = np.arange(24, dtype=np.float32).reshape(6, 2, 2)
+    keep = valid.copy()
+    keep[5, 0] = False
     ro = {"obs": obs, "actions": np.ones((6, 2), dtype=int), "rewards": np.ones((6, 2)),
-          "terminated": te, "truncated": tu, "valid": valid, "next_obs": obs + 100}
-    ro["valid"][5, 0] = True  # env 0 starts a third episode that never finishes
-    batch, keep = pg._split_episodes(ro, "cpu")
+          "terminated": te, "truncated": tu, "valid": valid, "keep": keep,
+          "next_obs": obs + 100}
+    batch = pg._split_episodes(ro, "cpu")
     assert batch.mask.sum(1).tolist() == [2.0, 2.0, 5.0]
     assert batch.truncated.tolist() == [False, True, False]
     assert batch.final_obs[1].tolist() == (obs[4, 0] + 100).tolist()
-    assert not keep[5, 0] and not keep[2, 0] and keep[:5, 1].all()
     tracker = deeprl.EpisodeTracker(2)
     run = pg._Run(tracker, 0.0)
-    pg._track(run, ro, keep)
-    assert tracker.returns == [2.0, 2.0, 5.0] and run.steps == 10  # partial step counted
+    pg._track(run, ro)
+    assert tracker.returns == [2.0, 2.0, 5.0] and run.steps == 10  # discarded step counted
+
+
+class RandomLengthEnvs:
+    """A vector env with next-step autoreset whose episode lengths are i.i.d. draws.
+
+    Lengths are 2 or 40 with probability 1/2 each (mean 21); the observation is the step index
+    within the episode, every reward is 1, and episodes end by termination.
+    """
+
+    LENGTHS = np.array([2, 40])
+
+    def __init__(self, num_envs: int, seed: int):
+        self.num_envs = num_envs
+        self.rng = np.random.default_rng(seed)
+        self.lengths: list[list[int]] = [[] for _ in range(num_envs)]
+
+    def _start(self, i: int) -> None:
+        self.lengths[i].append(int(self.rng.choice(self.LENGTHS)))
+        self.t[i] = 0
+
+    def reset(self):
+        self.t = np.zeros(self.num_envs, dtype=int)
+        self.lengths = [[] for _ in range(self.num_envs)]
+        for i in range(self.num_envs):
+            self._start(i)
+        self.pending = np.zeros(self.num_envs, dtype=bool)
+        return self.t[:, None].astype(np.float32), {}
+
+    def step(self, actions):
+        assert len(actions) == self.num_envs
+        rewards, done = np.ones(self.num_envs), np.zeros(self.num_envs, dtype=bool)
+        for i in range(self.num_envs):
+            if self.pending[i]:  # the autoreset step: no transition, reward 0
+                self._start(i)
+                rewards[i] = 0.0
+                continue
+            self.t[i] += 1
+            done[i] = self.t[i] == self.lengths[i][-1]
+        self.pending = done.copy()
+        return (self.t[:, None].astype(np.float32), rewards, done,
+                np.zeros(self.num_envs, dtype=bool), {})
+
+
+def _old_keep_rule(lengths: list[list[int]]) -> list[int]:
+    """The rule pg.train used before: run every env until each has finished one episode, keep
+    every episode finished by then (each env's episodes run back to back, one autoreset step
+    between them)."""
+    ends = [np.cumsum(np.array(ls) + 1) - 1 for ls in lengths]  # the step each episode ends
+    stop = max(e[0] for e in ends)
+    return [int(length) for ls, e in zip(lengths, ends) for length, end in zip(ls, e)
+            if end <= stop]
+
+
+def test_collect_episodes_keeps_an_unbiased_sample_of_episode_lengths():
+    envs = RandomLengthEnvs(8, seed=0)
+    act = lambda obs: np.zeros(len(obs), dtype=int)
+    true_mean, true_std = 21.0, 19.0
+    new, old, n_batches = [], [], 300
+    for _ in range(n_batches):
+        ro = pg.collect_episodes(envs, act, episodes_per_env=2)
+        batch = pg._split_episodes(ro, "cpu")
+        kept = batch.mask.sum(1).long().tolist()
+        # exactly the first two episodes of every env, in order, whatever the others do
+        assert sorted(kept) == sorted(length for ls in envs.lengths for length in ls[:2])
+        assert (ro["keep"] <= ro["valid"]).all() and ro["keep"].sum() == sum(kept)
+        new += kept
+        old += _old_keep_rule(envs.lengths)
+    se = true_std / np.sqrt(len(new))
+    assert len(new) == n_batches * 16
+    assert abs(np.mean(new) - true_mean) < 4 * se  # unbiased: 21 within ~1.4 steps
+    assert np.mean(old) < true_mean - 10 * se  # the old rule prefers short episodes
+    with pytest.raises(ValueError, match="episodes_per_env"):
+        pg.collect_episodes(envs, act, episodes_per_env=0)
 
 
 def test_episodes_to_solve():
