@@ -224,18 +224,18 @@ assert len(traj) == 7 and traj.rewards[-1] == 10 and traj.terminated[-1]
 #
 # $$G_0=\sum_{k=0}^{T-1}\gamma^k r_{k+1}=r_1+\gamma r_2+\gamma^2 r_3+\dots,$$
 #
-# which in the array convention is `sum(gamma**k * rewards[k])`: the first reward gets weight
-# $\gamma^0=1$. (Notebook 02 defines $G_t$ for every $t$.)
-#
-# > **If you have seen "the return is the total probability given by the reward model"
-# > elsewhere:** that is wrong. A return is a (discounted) *sum of rewards*; it can be any real
-# > number (negative here when the agent bumps into walls), not a probability in $[0, 1]$.
+# In the array convention `rewards[k]` holds $r_{k+1}$, so it carries the weight $\gamma^k$: the
+# first reward is not discounted. A return is a sum of rewards, so it can be any real number: negative here
+# whenever the agent bumps into walls. (Notebook 02 defines $G_t$ for every $t$.)
 #
 # ### Exercise 2: `episode_return`
 
 # %%
 def episode_return(rewards, gamma=1.0):
-    """G_0 = sum_k gamma**k * rewards[k] for one episode's rewards [T] (0.0 if T = 0)."""
+    """Return G_0 (a float) of one episode from its rewards [T] (rewards[t] = r_{t+1}).
+
+    gamma is the discount in [0, 1]; an empty episode (T = 0) has return 0.0.
+    """
     ### BEGIN SOLUTION
     rewards = np.asarray(rewards, dtype=float)
     return float(np.sum(gamma ** np.arange(len(rewards)) * rewards))
@@ -360,8 +360,8 @@ assert np.allclose(mine, mc.returns)  # same seed, same episodes
 assert abs(mc.mean - exact[grid.start]) < 4 * mc.stderr
 
 # %% [markdown]
-# The value is close to 0 rather than 5.31: the hand-written path hugs walls, and every slip
-# into one costs −5. A policy that is best without slips need not be best with them; finding
+# The value is far below $V^*(\text{start})$ of the maze without slips (printed in section 5):
+# the hand-written path hugs walls, and every slip into one costs −5. A policy that is best without slips need not be best with them; finding
 # the best policy for the slippery maze is the job of notebook 02.
 
 # %% [markdown]
@@ -421,24 +421,33 @@ print(f"terminated {cut.terminated.astype(int).tolist()}; truncated "
 assert len(cut) == 6 and cut.truncated[-1] and not cut.terminated.any()
 
 # %% [markdown]
-# Many algorithms learn a value $V(s)$ from a **one-step target** (TD learning, notebook 03):
+# Many algorithms learn a value $V(s)$ from a **one-step target** (TD learning, notebook 03): the
+# reward just received plus the discounted value of where the agent landed,
 #
-# $$y_t = r_{t+1} + \gamma\,(1-\text{terminated}_t)\,V(s_{t+1}).$$
+# $$y_t = r_{t+1} + \gamma\,V(s_{t+1}),$$
 #
-# After termination there is no future, so the bootstrap term is dropped. After truncation the
-# future exists but was not observed, so the target **keeps** $\gamma V(s_{t+1})$ with
-# $s_{t+1}$ = `final_observation`. Masking truncated steps too teaches the agent that the world
-# ends at the time limit, which it does not (the time is not even part of the state).
+# the **bootstrap**: an estimate built on another estimate. The question is when the term
+# $\gamma V(s_{t+1})$ belongs in the target. It stands for the rewards that would follow
+# $s_{t+1}$. Ask, for each of the two flags, whether such rewards exist: does the world end at
+# $s_{t+1}$, or did we merely stop watching? For a step that ends an episode,
+# $s_{t+1}$ is `final_observation`.
 #
 # ### Exercise 3: `one_step_targets`
 #
-# All inputs are arrays of length $T$ (steps from one or several episodes): `rewards[t]`,
-# `next_values[t]` $=V(s_{t+1})$, and the two flags. `truncated` is passed so you can decide
-# what to do with it.
+# All inputs are arrays of length $T$ (steps from one or several episodes, possibly mixed):
+# `rewards[t]` $=r_{t+1}$, `next_values[t]` $=V(s_{t+1})$ (an estimate, whatever kind of state
+# $s_{t+1}$ is), and the two flags that `step` returned for step $t$. Return the target $y_t$
+# for every step. Decide from the two bullets above which flag, if any, removes the bootstrap
+# term.
 
 # %%
 def one_step_targets(rewards, next_values, terminated, truncated, gamma):
-    """y[t] = rewards[t] + gamma * (1 - terminated[t]) * next_values[t]; shapes [T] -> [T]."""
+    """One-step TD targets y [T] for a batch of steps.
+
+    rewards, next_values: float arrays [T] (r_{t+1} and the estimate V(s_{t+1}));
+    terminated, truncated: bool/0-1 arrays [T], the flags step() returned for step t;
+    gamma: discount in [0, 1]. Returns a float array [T].
+    """
     ### BEGIN SOLUTION
     rewards = np.asarray(rewards, dtype=float)
     not_terminal = 1.0 - np.asarray(terminated, dtype=float)  # truncation still bootstraps
@@ -449,12 +458,19 @@ def one_step_targets(rewards, next_values, terminated, truncated, gamma):
 one_step_targets = check("envs.one_step_targets", one_step_targets)
 
 # %% [markdown]
+# **The rule.** Only termination removes the bootstrap:
+# $y_t = r_{t+1} + \gamma\,(1-\text{terminated}_t)\,V(s_{t+1})$. After termination there is no
+# future, so its value is 0. After truncation the future exists but was not observed, so the
+# target keeps $\gamma V(s_{t+1})$ with $s_{t+1}$ = `final_observation`. Masking truncated steps
+# too teaches the agent that the world ends at the time limit, which it does not (the time is
+# not even part of the state).
+#
 # **How much does it matter?** Take the simplest continuing task: one state, reward $+1$ every
-# step, forever, but episodes are cut by a time limit every $L=5$ steps. The true value is
-# $V=\sum_k\gamma^k=1/(1-\gamma)=10$ for $\gamma=0.9$. We repeatedly set $V$ to the average
-# target over an episode's steps (the fixed point TD learning converges to). Treating the cut as
+# step, forever, but episodes are cut by a time limit every $L=5$ steps. With $\gamma=0.9$ the
+# true value is $V=\sum_k\gamma^k=1/(1-\gamma)$. We repeatedly set $V$ to the average target
+# over an episode's steps (the fixed point TD learning converges to). Treating the cut as
 # termination drops the bootstrap on one step in $L$ and converges instead to
-# $V=1/(1-\gamma(1-1/L))\approx3.57$.
+# $V=1/(1-\gamma(1-1/L))$, far below the true value (the cell prints both).
 
 # %%
 L = 5
@@ -487,46 +503,15 @@ assert abs(v_right[-1] - v_true) < 0.02 and abs(v_wrong[-1] - v_bad) < 0.02
 # %% [markdown]
 # ## 9. Why not just differentiate the reward?
 #
-# In supervised learning we differentiate the loss with respect to the weights. Why not do the
-# same with the return? Because the return is produced by the **environment**: a simulator, a
-# robot, a human rater. We can query `step` but we do not have its derivatives, and with
-# discrete actions the return is not even a continuous function of the policy's parameters.
-#
-# A small experiment: a deterministic linear policy on CartPole, "push right if
-# $w^\top s>0$", with $w=(0,\alpha,1,0)$ (cart velocity and pole angle). We sweep $\alpha$ and
-# play one episode from the same start state for each value (re-seeding on purpose here, to
-# compare parameters on identical conditions).
-
-# %%
-alphas = np.linspace(-1.0, 1.0, 121)
-sweep_env = gym.make("CartPole-v1")
-
-
-def linear_policy(w):
-    return lambda obs: int(obs @ w > 0)
-
-
-sweep = np.array([episode_return(run_episode(sweep_env, linear_policy(np.array([0, a, 1, 0])),
-                                             seed=42).rewards) for a in alphas])
-flat = np.mean(np.diff(sweep) == 0)
-
-fig, ax = plt.subplots()
-ax.step(alphas, sweep, where="mid")
-ax.set_xlabel("policy parameter α")
-ax.set_ylabel("return of one episode (steps)")
-ax.set_title("CartPole: the return is piecewise constant in the parameter")
-plt.show()
-print(f"{flat:.0%} of neighbouring α values give exactly the same return "
-      f"(finite-difference gradient 0); the largest jump between neighbours is "
-      f"{np.abs(np.diff(sweep)).max():.0f}")
-assert flat > 0.5 and np.abs(np.diff(sweep)).max() > 50
-
-# %% [markdown]
-# The gradient is zero almost everywhere and undefined at the jumps, so "follow the gradient of
-# the reward" gives no signal. Policy-gradient methods (later in the course) get around this by
-# making the policy **stochastic** and differentiating the *expected* return through the
-# log-probabilities of the actions (the log-derivative trick), which needs only samples from
-# the environment, never its derivatives.
+# In supervised learning we differentiate the loss with respect to the weights; the return
+# cannot be treated the same way. It is produced by the **environment** (a simulator, a robot,
+# a human rater), which we can query with `step` but whose derivatives we do not have. Even in a
+# simulator, discrete actions make the return of a deterministic policy piecewise constant in
+# the policy's parameters: its gradient is zero almost everywhere and undefined at the jumps.
+# Policy-gradient methods get around this by making the policy **stochastic** and
+# differentiating the *expected* return through the log-probabilities of the actions, which
+# needs only samples from the environment. Notebook 05, section 1, measures this staircase on
+# CartPole and shows how averaging over a stochastic policy smooths it.
 
 # %%
 g_opt = float(v_star[grid.start])
@@ -541,6 +526,73 @@ results.record(
              "masked_truncation_fixed_point": float(v_wrong[-1])},
 )
 print(f"notebook ran in {session.elapsed():.1f} s")
+
+# %% [markdown]
+# ## Common misconceptions
+#
+# * **"An episode that stops has no future, so its last target is just the reward."** Only
+#   *termination* ends the future. A *truncated* step (time limit) keeps
+#   $\gamma V(s_{t+1})$ with $s_{t+1}$ = `final_observation`; masking it pulls the values
+#   down, as the +1-per-step experiment shows (section 8).
+# * **"`rewards[t]` is the reward for arriving in $s_t$."** In the arrays `rewards[t]` is
+#   $r_{t+1}$, the reward that *followed* `actions[t]`; in the return it carries weight
+#   $\gamma^t$, so the first reward is never discounted (sections 4 and 5, with the planted
+#   off-by-one error).
+# * **"Seed every `reset` to make a run reproducible."** Seed each environment once (and its
+#   action space separately); later resets continue the same random stream. Re-seeding every
+#   episode replays the same randomness (sections 3 and 6).
+# * **"RL data are a training set like any other."** The states an agent sees depend on its
+#   own policy: the random walker and the exit-seeker visit very different cells (section 6).
+# * **"Train the policy by backpropagating the reward."** The environment has no derivatives
+#   we can use, and discrete actions make the return a staircase in the weights; policy
+#   gradients differentiate the *expected* return of a stochastic policy instead (section 9,
+#   measured in notebook 05, section 1).
+
+# %% [markdown]
+# ## What to remember
+#
+# * The loop: in $s_t$ the agent draws $a_t\sim\pi(\cdot\mid s_t)$, the environment returns
+#   $r_{t+1}$ and $s_{t+1}$; the goal is the largest **expected return**.
+# * RL differs from supervised learning by evaluative (not instructive) feedback, delayed
+#   credit, data generated by the agent's own policy, and the need to explore.
+# * Gymnasium: spaces (`Discrete`, `Box`) with `contains` and `sample`; `reset(seed=...)` once,
+#   then `reset()`; `step` returns `(obs, reward, terminated, truncated, info)`; the action
+#   space has its own generator.
+# * Arrays of length $T$: `observations[t]` $=s_t$, `actions[t]` $=a_t$, `rewards[t]`
+#   $=r_{t+1}$, plus `final_observation` $=s_T$.
+# * Return: $G_0=\sum_{k=0}^{T-1}\gamma^k r_{k+1}$ with $\gamma\in[0,1]$; any real number.
+# * The task defines the objective: on CartPole the score is the **undiscounted** return (the
+#   episode length); a $\gamma<1$ used inside a learner is a separate choice (notebooks 04–07).
+# * **terminated**: the task ended, $V(s_T)=0$. **truncated**: we stopped watching, $s_T$ is an
+#   ordinary state.
+# * One-step target: $y_t=r_{t+1}+\gamma\,(1-\text{terminated}_t)\,V(s_{t+1})$; truncation
+#   still bootstraps, and masking it biases values downward.
+# * The data depend on the policy: change the policy and the state distribution moves.
+# * A Monte-Carlo average of returns estimates a policy's value; it agrees with the exact
+#   value within a few standard errors.
+# * The return cannot be differentiated through the environment; policy gradients
+#   (notebook 05) differentiate the expected return of a stochastic policy.
+
+# %% [markdown]
+# ## Further reading
+#
+# * Sutton & Barto (2018), *Reinforcement Learning: An Introduction*, 2nd ed., chapter 1: what
+#   RL is, its elements (policy, reward, value function, model) and how it differs from
+#   supervised learning.
+# * Sutton & Barto (2018), chapter 3, sections 3.1–3.4: the agent–environment interface,
+#   rewards, returns and episodes, and one notation for episodic and continuing tasks.
+# * Pardo, Tavakoli, Levdik & Kormushev (2018), "Time limits in reinforcement learning", ICML:
+#   why a time-limit cut must bootstrap, or the remaining time must be part of the state.
+# * Brockman et al. (2016), "OpenAI Gym", arXiv:1606.01540: where the `reset`/`step` interface
+#   comes from.
+# * Towers et al. (2024), "Gymnasium: a standard interface for reinforcement learning
+#   environments", arXiv:2407.17032: the API used here, including the split of `done` into
+#   `terminated` and `truncated`.
+# * Barto, Sutton & Anderson (1983), "Neuronlike adaptive elements that can solve difficult
+#   learning control problems", IEEE Transactions on Systems, Man, and Cybernetics: the
+#   original cart-pole task.
+# * Kaelbling, Littman & Cassandra (1998), "Planning and acting in partially observable
+#   stochastic domains", Artificial Intelligence: POMDPs (interview question 4).
 
 # %% [markdown]
 # ## Interview questions
@@ -575,21 +627,11 @@ print(f"notebook ran in {session.elapsed():.1f} s")
 # `truncated` means the episode was cut from outside, typically by a time limit, at a state
 # whose future is not zero. A TD target must drop $\gamma V(s_{t+1})$ after termination but
 # keep it after truncation. Treating truncation as termination biases values downward (in the
-# +1-per-step example, 3.57 instead of 10), and the bias is inconsistent because the time
-# is not part of the state.
+# +1-per-step example of section 8, to $1/(1-\gamma(1-1/L))$ instead of $1/(1-\gamma)$), and
+# since the time is not part of the state, the same state receives contradictory targets.
 # </details>
 #
-# **4. Is the return the probability that the agent succeeds?**
-#
-# <details><summary>Answer</summary>
-#
-# No. The return is the (discounted) sum of the rewards of an episode. It is a probability only
-# in the special case of a single 0/1 reward at the end with $\gamma=1$, where its *expectation*
-# equals the success probability. In general it can be any real number: the random GridWorld
-# walker averages about −160.
-# </details>
-#
-# **5. What is a POMDP, and when is CartPole one?**
+# **4. What is a POMDP, and when is CartPole one?**
 #
 # <details><summary>Answer</summary>
 #
@@ -601,7 +643,7 @@ print(f"notebook ran in {session.elapsed():.1f} s")
 # $h_t=f(h_{t-1},o_t)$. For a language model the whole context plays the role of the state.
 # </details>
 #
-# **6. Why can't we train a policy by differentiating the reward with respect to its weights,
+# **5. Why can't we train a policy by differentiating the reward with respect to its weights,
 # as in supervised learning?**
 #
 # <details><summary>Answer</summary>
@@ -609,19 +651,19 @@ print(f"notebook ran in {session.elapsed():.1f} s")
 # The reward comes out of the environment, which we can sample but not differentiate: a
 # physics engine, a robot, a human, a reward model applied to sampled discrete tokens. Even in
 # simulation, discrete action choices make the return piecewise constant in the weights
-# (section 9), so its gradient is zero or undefined. Policy gradients instead differentiate the
+# (section 9; measured in notebook 05, section 1), so its gradient is zero or undefined. Policy gradients instead differentiate the
 # expected return of a stochastic policy, using
 # $\nabla_\theta\mathbb{E}_{\tau\sim\pi_\theta}[G]=\mathbb{E}[G\,\nabla_\theta\log
 # \pi_\theta(\tau)]$, which needs only sampled returns and the policy's own log-probabilities.
 # </details>
 #
-# **7. Why call `env.reset(seed=...)` only once per environment?**
+# **6. Why call `env.reset(seed=...)` only once per environment?**
 #
 # <details><summary>Answer</summary>
 #
 # The seed initialises the environment's random generator. Later `reset()` calls continue the
 # same random stream, so the episodes are different but the whole run is reproducible. Passing
 # the same seed to every reset would replay identical randomness in every episode (useful only
-# when you want that on purpose, as in the parameter sweep of section 9). The action space has
+# when you want that on purpose, for example to compare parameters on identical episodes). The action space has
 # its own generator: seed it with `env.action_space.seed(...)`.
 # </details>
