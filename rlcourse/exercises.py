@@ -178,6 +178,23 @@ def expect_true(condition: bool, message: str) -> None:
         raise CheckFailure(message)
 
 
+def expect_type(got: Any, expected: type | tuple[type, ...], what: str, length: int | None = None
+                ) -> None:
+    """Raise :class:`CheckFailure` unless ``got`` is an ``expected`` instance (of ``length``).
+
+    Use it before unpacking or calling methods on a learner's result, so a wrong return type
+    is reported as such instead of as an error raised deep inside the check.
+    """
+    types = expected if isinstance(expected, tuple) else (expected,)
+    wanted = " or ".join(t.__name__ for t in types)
+    if length is not None:
+        wanted = f"{wanted} of {length} items"
+    if not isinstance(got, types):
+        raise CheckFailure(f"{what}: expected a {wanted}, got a {type(got).__name__}")
+    if length is not None and len(got) != length:
+        raise CheckFailure(f"{what}: expected a {wanted}, got {len(got)} items")
+
+
 def _to_numpy(x: Any) -> Any:
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()

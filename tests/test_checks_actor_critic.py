@@ -75,6 +75,13 @@ def gae_forward_in_time(rewards, values, next_values, terminated, dones, gamma, 
     return flip(_backward(flip(delta), flip(1.0 - dones.float()), gamma * lam))
 
 
+def gae_squeezes_values(rewards, values, next_values, terminated, dones, gamma, lam):
+    """Squeezes the values (as for a critic head of shape [B, T, 1]): breaks T = 1 rollouts."""
+    values, next_values = values.squeeze(), next_values.squeeze()
+    delta = rewards + gamma * (1.0 - terminated.float()) * next_values - values
+    return _backward(delta, 1.0 - dones.float(), gamma * lam)
+
+
 # ---- n_step_returns ----------------------------------------------------------------------
 
 
@@ -103,6 +110,23 @@ def nstep_window_of_n_minus_one(rewards, next_values, terminated, dones, gamma, 
     if n == 1:
         return rewards + gamma * (1.0 - terminated.float()) * next_values
     return actor_critic.n_step_returns(rewards, next_values, terminated, dones, gamma, n - 1)
+
+
+def nstep_squeezes_next_values(rewards, next_values, terminated, dones, gamma, n):
+    """Squeezes next_values and indexes time with [..., i]: breaks T = 1 rollouts."""
+    next_values = next_values.squeeze()
+    B, T = rewards.shape
+    out = torch.zeros_like(rewards)
+    for t in range(T):
+        acc, open_ = torch.zeros(B), torch.ones(B, dtype=torch.bool)
+        for k in range(min(n, T - t)):
+            i = t + k
+            acc = acc + open_ * gamma ** k * rewards[:, i]
+            stop = open_ & (dones[:, i] | (k == n - 1) | (i == T - 1))
+            boot = (~terminated[:, i]) * gamma ** (k + 1) * next_values[..., i]
+            acc, open_ = acc + stop * boot, open_ & ~stop
+        out[:, t] = acc
+    return out
 
 
 # ---- a2c_loss ----------------------------------------------------------------------------
@@ -192,6 +216,29 @@ def loss_probability_not_log(logits, actions, advantages, values, returns, mask=
     return _pack(pl, vl, ent, vf_coef, ent_coef)
 
 
+def loss_only(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+              ent_coef=0.0):
+    """Returns the loss alone, without the dict of parts."""
+    return actor_critic.a2c_loss(logits, actions, advantages, values, returns, mask, vf_coef,
+                                 ent_coef)[0]
+
+
+def loss_as_float(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                  ent_coef=0.0):
+    """Right numbers, but the loss is a Python float: nothing to call backward() on."""
+    loss, parts = actor_critic.a2c_loss(logits, actions, advantages, values, returns, mask,
+                                        vf_coef, ent_coef)
+    return float(loss.detach()), parts
+
+
+def loss_parts_as_list(logits, actions, advantages, values, returns, mask=None, vf_coef=0.5,
+                       ent_coef=0.0):
+    """Returns the parts as a list [policy, value, entropy] instead of a dict."""
+    loss, parts = actor_critic.a2c_loss(logits, actions, advantages, values, returns, mask,
+                                        vf_coef, ent_coef)
+    return loss, [parts["policy_loss"], parts["value_loss"], parts["entropy"]]
+
+
 WRONG_ANSWERS = {
     "actor_critic.td_errors": {
         "gamma_on_difference_E42": td_gamma_on_difference,
@@ -205,12 +252,14 @@ WRONG_ANSWERS = {
         "cut_only_at_terminations": gae_cut_only_at_terminations,
         "truncation_as_termination": gae_truncation_as_termination,
         "forward_in_time": gae_forward_in_time,
+        "squeezes_values": gae_squeezes_values,
     },
     "actor_critic.n_step_returns": {
         "bootstrap_power_off_by_one": nstep_bootstrap_power_off_by_one,
         "ignores_dones": nstep_ignores_dones,
         "bootstraps_terminal": nstep_bootstraps_terminal,
         "window_of_n_minus_one": nstep_window_of_n_minus_one,
+        "squeezes_next_values": nstep_squeezes_next_values,
     },
     "actor_critic.a2c_loss": {
         "advantage_not_detached": loss_advantage_not_detached,
@@ -221,6 +270,9 @@ WRONG_ANSWERS = {
         "mse_without_half": loss_mse_without_half,
         "returns_not_detached": loss_returns_not_detached,
         "probability_not_log": loss_probability_not_log,
+        "loss_only": loss_only,
+        "loss_as_float": loss_as_float,
+        "parts_as_list": loss_parts_as_list,
     },
 }
 
@@ -236,3 +288,15 @@ def test_every_exercise_of_the_notebook_has_wrong_answers():
     exercises.get("actor_critic.gae")  # loads the registry
     mine = {n for n, ex in exercises.REGISTRY.items() if ex.notebook == "06_actor_critic_gae"}
     assert mine == set(WRONG_ANSWERS)
+
+
+@pytest.mark.parametrize("candidate,words", [
+    (loss_only, "expected a tuple of 2 items, got a Tensor"),
+    (loss_as_float, "the loss (first item): expected a Tensor, got a float"),
+    (loss_parts_as_list, "parts (second item): expected a dict, got a list"),
+])
+def test_a2c_loss_failures_say_what_type_was_expected(candidate, words):
+    from rlcourse import exercises
+
+    result = exercises.evaluate("actor_critic.a2c_loss", candidate)
+    assert result.status == "failed" and words in result.message, result

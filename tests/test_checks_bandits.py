@@ -42,6 +42,27 @@ def _eps_first_index_on_ties(q, epsilon):
     return epsilon / k + (1 - epsilon) * onehot
 
 
+def _eps_k_from_first_axis(q, epsilon):
+    """Reads K as q.shape[0]: right for one run, wrong for a batch of runs."""
+    q = np.asarray(q, float)
+    greedy = q == q.max(axis=-1, keepdims=True)
+    return epsilon / q.shape[0] + (1 - epsilon) * greedy / greedy.sum(axis=-1, keepdims=True)
+
+
+def _eps_max_over_first_axis(q, epsilon):
+    """Takes the max over axis 0 (across runs) instead of over the arms."""
+    q = np.asarray(q, float)
+    greedy = q == q.max(axis=0)
+    return epsilon / q.shape[-1] + (1 - epsilon) * greedy / greedy.sum(axis=-1, keepdims=True)
+
+
+def _eps_sum_without_keepdims(q, epsilon):
+    """Counts the ties with sum(axis=-1) but no keepdims: broadcasts wrongly for a batch."""
+    q = np.asarray(q, float)
+    greedy = q == q.max(axis=-1, keepdims=True)
+    return epsilon / q.shape[-1] + (1 - epsilon) * greedy / greedy.sum(axis=-1)
+
+
 def _ucb_no_sqrt(q, counts, t, c):
     counts = np.asarray(counts, float)
     with np.errstate(divide="ignore"):
@@ -106,6 +127,25 @@ def _beta_updates_every_arm(alpha, beta, action, reward):
     return np.asarray(alpha) + r, np.asarray(beta) + 1 - r
 
 
+def _beta_in_place(alpha, beta, action, reward):
+    """Right numbers, but updates the caller's arrays in place (and returns them)."""
+    rows = np.arange(alpha.shape[0])
+    alpha[rows, action] += np.asarray(reward)
+    beta[rows, action] += 1 - np.asarray(reward)
+    return alpha, beta
+
+
+def _beta_returns_stacked(alpha, beta, action, reward):
+    """Right numbers, returned as one dict instead of the pair (alpha, beta)."""
+    a, b = bandits.beta_posterior_update(alpha, beta, action, reward)
+    return {"alpha": a, "beta": b}
+
+
+def _beta_returns_only_alpha(alpha, beta, action, reward):
+    """Forgets to return beta."""
+    return bandits.beta_posterior_update(alpha, beta, action, reward)[0]
+
+
 WRONG_ANSWERS = {
     "bandits.incremental_mean": {
         "divides-by-n-plus-1": _mean_over_n_plus_1,
@@ -116,6 +156,9 @@ WRONG_ANSWERS = {
         "explores-only-non-greedy-arms": _eps_explores_only_non_greedy,
         "greedy-arm-misses-its-eps-over-K": _eps_greedy_arm_misses_share,
         "first-index-wins-ties": _eps_first_index_on_ties,
+        "K-from-first-axis": _eps_k_from_first_axis,
+        "max-over-first-axis": _eps_max_over_first_axis,
+        "sum-without-keepdims": _eps_sum_without_keepdims,
     },
     "bandits.ucb_scores": {
         "no-sqrt": _ucb_no_sqrt,
@@ -132,6 +175,9 @@ WRONG_ANSWERS = {
         "success-failure-swapped": _beta_swapped,
         "beta-counts-pulls": _beta_counts_pulls,
         "updates-every-arm": _beta_updates_every_arm,
+        "updates-inputs-in-place": _beta_in_place,
+        "returns-a-dict": _beta_returns_stacked,
+        "returns-only-alpha": _beta_returns_only_alpha,
     },
 }
 
@@ -147,3 +193,16 @@ def test_every_exercise_of_the_notebook_has_wrong_answers():
     exercises.get("bandits.incremental_mean")  # loads all checks
     mine = {n for n, ex in exercises.REGISTRY.items() if ex.notebook == "01_bandits"}
     assert mine == set(WRONG_ANSWERS)
+
+
+@pytest.mark.parametrize("candidate,words", [
+    (_beta_in_place, "changed the alpha/beta arrays it was given"),
+    (_beta_returns_stacked, "expected a tuple or list of 2 items, got a dict"),
+    (_beta_returns_only_alpha, "expected a tuple or list of 2 items, got a ndarray"),
+    (lambda alpha, beta, action, reward: None, "got a NoneType"),
+])
+def test_beta_posterior_failures_say_what_was_expected(candidate, words):
+    from rlcourse import exercises
+
+    result = exercises.evaluate("bandits.beta_posterior_update", candidate)
+    assert result.status == "failed" and words in result.message, result

@@ -132,6 +132,16 @@ def loss_huber_is_l1(q_values, actions, targets, huber):
     return (_q_sa(q_values, actions) - targets.detach()).abs().mean()
 
 
+def _huber_switch_at(threshold):
+    def loss(q_values, actions, targets, huber):
+        if not huber:
+            return _ref(q_values, actions, targets, False)
+        err = _q_sa(q_values, actions) - targets.detach()
+        return torch.where(err.abs() <= threshold, 0.5 * err ** 2, err.abs() - 0.5).mean()
+    loss.__doc__ = f"Huber whose quadratic zone ends at |e| = {threshold} instead of 1."
+    return loss
+
+
 def loss_as_float(q_values, actions, targets, huber):
     """Right number, but returned as a Python float (no gradient can flow)."""
     return _ref(q_values, actions, targets, huber).item()
@@ -149,7 +159,10 @@ WRONG_ANSWERS = {
     "dqn.dqn_loss": {"always-squared": loss_always_squared,
                      "squared-without-half": loss_squared_without_half,
                      "no-detach": loss_no_detach, "max-not-taken": loss_max_not_taken,
-                     "sum": loss_sum, "huber-is-l1": loss_huber_is_l1, "float": loss_as_float},
+                     "sum": loss_sum, "huber-is-l1": loss_huber_is_l1, "float": loss_as_float,
+                     "huber-switch-at-2": _huber_switch_at(2.0),
+                     "huber-switch-at-0.8": _huber_switch_at(0.8),
+                     "huber-switch-at-1.5": _huber_switch_at(1.5)},
 }
 
 

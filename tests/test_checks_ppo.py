@@ -118,6 +118,28 @@ def beta_additive(beta, kl, target, factor=2.0, tolerance=1.5):
     return beta
 
 
+def beta_band_edges_excluded(beta, kl, target, factor=2.0, tolerance=1.5):
+    """Uses >= and <=: a KL exactly on the band's edge already changes beta."""
+    if kl >= tolerance * target:
+        return beta * factor
+    if kl <= target / tolerance:
+        return beta / factor
+    return beta
+
+
+def beta_fixed_constants(beta, kl, target, factor=2.0, tolerance=1.5):
+    """Hard-codes factor 2 and tolerance 1.5, ignoring the arguments."""
+    return beta_band_ok(beta, kl, target, 2.0, 1.5)
+
+
+def beta_band_ok(beta, kl, target, factor, tolerance):
+    if kl > tolerance * target:
+        return beta * factor
+    if kl < target / tolerance:
+        return beta / factor
+    return beta
+
+
 # ---- ppo_loss ------------------------------------------------------------------------------
 
 
@@ -151,7 +173,9 @@ WRONG_ANSWERS = {
                               "sign": clip_sign_flipped, "no-min": clip_only_the_clipped_term,
                               "upper-only": clip_upper_only, "detached": clip_detached},
     "ppo.adaptive_kl_beta": {"reversed": beta_reversed, "no-band": beta_no_band,
-                             "additive": beta_additive},
+                             "additive": beta_additive,
+                             "band-edges-excluded": beta_band_edges_excluded,
+                             "fixed-constants": beta_fixed_constants},
     "ppo.ppo_loss": {"entropy-sign": loss_entropy_sign, "value-sign": loss_value_sign,
                      "objective": loss_is_objective, "coefs-swapped": loss_coefs_swapped},
 }

@@ -13,6 +13,10 @@ WRONG_ANSWERS = {
     "wider.soft_state_value": {
         "entropy sign flipped": lambda q, lp, a: (lp.exp() * (q + a * lp)).sum(-1),
         "unweighted mean": lambda q, lp, a: (q - a * lp).mean(-1),
+        "sums over dim 1": lambda q, lp, a: (lp.exp() * (q - a * lp)).sum(dim=1),
+        "sums over every axis but the first": lambda q, lp, a: (
+            (lp.exp() * (q - a * lp)).flatten(1).sum(1) if q.ndim > 1
+            else (lp.exp() * (q - a * lp)).sum()),
     },
     "wider.td3_target": {
         "max instead of min": lambda r, q1, q2, t, g: r + g * (~t) * torch.maximum(q1, q2),

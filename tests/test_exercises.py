@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rlcourse import exercises
-from rlcourse.exercises import CheckFailure, expect_close, expect_true
+from rlcourse.exercises import CheckFailure, expect_close, expect_true, expect_type
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks/src").glob("[0-9][0-9]_*.py"))
@@ -89,6 +89,18 @@ def test_expect_helpers():
     expect_close(1.0 + 1e-9, 1.0, "v")
     with pytest.raises(CheckFailure, match="boom"):
         expect_true(False, "boom")
+
+
+def test_expect_type_names_the_expected_type():
+    expect_type((1, 2), tuple, "pair", length=2)
+    expect_type([1, 2], (tuple, list), "pair", length=2)
+    expect_type({"a": 1}, dict, "parts")
+    with pytest.raises(CheckFailure, match="expected a tuple of 2 items, got a float"):
+        expect_type(1.5, tuple, "result", length=2)
+    with pytest.raises(CheckFailure, match="expected a tuple or list of 2 items, got 3 items"):
+        expect_type((1, 2, 3), (tuple, list), "result", length=2)
+    with pytest.raises(CheckFailure, match="result: expected a dict, got a NoneType"):
+        expect_type(None, dict, "result")
 
 
 # ---- course-wide rules ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rlcourse import actor_critic, advantages
-from rlcourse.exercises import expect_close, expect_true, register
+from rlcourse.exercises import expect_close, expect_true, expect_type, register
 
 NB = "06_actor_critic_gae"
 
@@ -26,6 +26,13 @@ W01_TERM = [[False, False, True]]
 
 def _t(x, dtype=torch.float32) -> torch.Tensor:
     return torch.tensor(x, dtype=dtype)
+
+
+# A rollout of one step (T = 1) for 3 environments: a plain step, a termination, a truncation.
+T1_R, T1_V, T1_NEXT_V = [[1.0], [2.0], [-1.0]], [[0.5], [1.0], [2.0]], [[3.0], [4.0], [-2.0]]
+T1_TERM, T1_DONE = [[False], [True], [False]], [[False], [True], [True]]
+T1_WHAT = ("a rollout of T = 1 step in 3 environments (shape [3, 1]): rewards [1, 2, -1], "
+           "next values [3, 4, -2], the second terminates, the third is truncated, gamma 0.9")
 
 
 def _batch(seed: int, B: int = 4, T: int = 9):
@@ -81,8 +88,10 @@ def _n_step_brute(r, nv, term, done, gamma, n):
 
 
 @register("actor_critic.td_errors", notebook=NB, reference=advantages.td_errors,
-          hint="delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t): gamma multiplies "
-               "the next value only, and a terminal next state is worth 0.")
+          hint="The TD error is the one-step surprise: what you got (the reward plus the "
+               "discounted value of where you landed) minus what you expected (the value of "
+               "where you were). Gamma discounts the next value only; after a termination the "
+               "next state is worth nothing.")
 def _(fn: Callable) -> None:
     got = fn(_t(W01_R), _t(W01_V), _t(W01_NEXT_V), _t(W01_TERM, torch.bool), 0.9)
     expect_close(got, [[1.3, 0.45, -0.5]], "W-01 (rewards 1,2,0; V 1.5,2,0.5; gamma 0.9)", 1e-5)
@@ -99,9 +108,10 @@ def _(fn: Callable) -> None:
 
 
 @register("actor_critic.gae", notebook=NB, reference=advantages.gae,
-          hint="Go backwards: A = delta_t + gamma * lam * (1 - dones_t) * A_next, starting from "
-               "A_next = 0 after the last step. delta_t uses `terminated` (no bootstrap at a "
-               "terminal state); the recursion stops at every `dones` (terminated or truncated).")
+          hint="Work backwards in time, accumulating TD errors with a weight of gamma * lam per "
+               "step, from nothing after the last step. A terminal step's TD error does not "
+               "bootstrap; the accumulation restarts at every episode end (terminated or "
+               "truncated).")
 def _(fn: Callable) -> None:
     for lam, expected in ((0.0, [1.3, 0.45, -0.5]), (0.5, [1.40125, 0.225, -0.5]),
                           (0.95, [1.3192375, 0.0225, -0.5]), (1.0, [1.3, 0.0, -0.5])):
@@ -114,6 +124,10 @@ def _(fn: Callable) -> None:
     expect_close(got, [[2.5, 3.0, 1.5, 1.0]],
                  "rewards [1, 1, 1, 1], V = 0, step 2 is truncated (its final state has value 4: "
                  "bootstrap, then stop the recursion), step 4 terminates, gamma 0.5, lam 1", 1e-5)
+    got = fn(_t(T1_R), _t(T1_V), _t(T1_NEXT_V), _t(T1_TERM, torch.bool), _t(T1_DONE, torch.bool),
+             0.9, 0.95)
+    expect_close(got, [[3.2], [1.0], [-4.8]], f"{T1_WHAT}, V [0.5, 1, 2], lam 0.95 (with one "
+                 "step the advantage is the TD error)", 1e-5)
     r, v, nv, term, done = _batch(1)
     for gamma, lam in ((0.9, 0.8), (0.99, 0.95), (1.0, 0.5)):
         delta = _delta_brute(r, nv, v, term, gamma)
@@ -125,9 +139,9 @@ def _(fn: Callable) -> None:
 
 
 @register("actor_critic.n_step_returns", notebook=NB, reference=actor_critic.n_step_returns,
-          hint="For each t add gamma^k r_(t+k) for k = 0 .. m-1, where the window stops after n "
-               "steps, at the first `dones` step, or at the rollout's end; then add "
-               "gamma^m * next_values[t+m-1] unless that step terminated.")
+          hint="From each t, add up to n discounted rewards, stopping early at an episode end "
+               "or at the rollout's end. Then, unless the last step you used terminated, add "
+               "the value of the state after it, discounted once more.")
 def _(fn: Callable) -> None:
     r, nv = _t([[1.0, 2.0, 3.0, 4.0]]), _t([[10.0, 20.0, 30.0, 40.0]])
     no = _t([[False] * 4], torch.bool)
@@ -140,6 +154,11 @@ def _(fn: Callable) -> None:
                  "episode)", 1e-5)
     expect_close(fn(r, nv, no, term, 0.5, 3), [[7.0, 12.0, 15.0, 24.0]],
                  "the same, n=3, but step 2 is truncated (bootstrap with its next value 20)", 1e-5)
+    for n in (1, 3):
+        got = fn(_t(T1_R), _t(T1_NEXT_V), _t(T1_TERM, torch.bool), _t(T1_DONE, torch.bool), 0.9,
+                 n)
+        expect_close(got, [[3.7], [2.0], [-2.8]], f"{T1_WHAT}, n={n} (the window cannot go "
+                     "past the rollout's single step)", 1e-5)
     r, _, nv, term, done = _batch(2)
     for gamma, n in ((0.9, 1), (0.9, 3), (0.99, 5), (0.8, 20)):
         got = fn(_t(r), _t(nv), _t(term, torch.bool), _t(done, torch.bool), gamma, n)
@@ -182,17 +201,20 @@ def _expected_loss(logits, actions, adv, values, returns, mask, vf_coef, ent_coe
 
 
 @register("actor_critic.a2c_loss", notebook=NB, reference=actor_critic.a2c_loss,
-          hint="policy_loss = -masked_mean(log pi(a|s) * advantages.detach()), value_loss = "
-               "0.5 * masked_mean((values - returns.detach())**2), entropy = masked_mean(H); "
-               "loss = policy_loss + vf_coef * value_loss - ent_coef * entropy.")
+          hint="Three terms, each averaged over the valid (mask = 1) steps only. The policy "
+               "term raises the log-probability of actions in proportion to their advantage; "
+               "the critic term is half the squared error to the returns; the entropy is a "
+               "bonus, so it lowers the loss. Advantages and returns are fixed labels: no "
+               "gradient may flow through them.")
 def _(fn: Callable) -> None:
     for vf_coef, ent_coef in ((0.5, 0.0), (1.0, 0.1)):
         logits, actions, adv, values, returns, mask = _loss_inputs()
-        loss, parts = fn(logits, actions, adv, values, returns, mask, vf_coef, ent_coef)
-        exp_loss, exp_parts, g_logits, g_values = _expected_loss(
-            logits, actions, adv, values, returns, mask, vf_coef, ent_coef)
         what = (f"a [2, 3] batch with 3 actions, the last step masked out, vf_coef={vf_coef}, "
                 f"ent_coef={ent_coef}")
+        loss, parts = _a2c_call(fn, what, logits, actions, adv, values, returns, mask, vf_coef,
+                                ent_coef)
+        exp_loss, exp_parts, g_logits, g_values = _expected_loss(
+            logits, actions, adv, values, returns, mask, vf_coef, ent_coef)
         expect_true(isinstance(parts, dict) and set(exp_parts) <= set(parts),
                     f"{what}: the second return value must be a dict with keys "
                     f"{sorted(exp_parts)}, got {parts!r}")
@@ -206,9 +228,25 @@ def _(fn: Callable) -> None:
     logits, actions, _, values, returns, mask = _loss_inputs()
     adv = returns - values  # depends on values through autograd
     targets = values + 1.0  # a bootstrapped target built from the same values
-    loss, _ = fn(logits, actions, adv, values, targets, mask, 0.5, 0.0)
+    loss, _ = _a2c_call(fn, "advantages and returns passed with their autograd graph", logits,
+                        actions, adv, values, targets, mask, 0.5, 0.0)
     loss.backward()
     expect_close(values.grad, 0.5 * mask.numpy() * (-1.0) / float(mask.sum()),
                  "d loss / d values when advantages = returns - values and returns = values + 1 "
                  "are passed with their autograd graph (they must be detached: only the value "
                  "loss's own V may get gradient)", 1e-5, 1e-5)
+
+
+def _a2c_call(fn: Callable, what: str, *args):
+    """Call ``fn`` and check the result is (a scalar loss tensor with a gradient, a dict)."""
+    out = fn(*args)
+    expect_type(out, tuple, f"{what}: the result (loss, parts)", length=2)
+    loss = out[0]
+    expect_type(loss, torch.Tensor, f"{what}: the loss (first item)")
+    expect_true(loss.ndim == 0, f"{what}: the loss must be a scalar tensor, got shape "
+                                f"{tuple(loss.shape)}")
+    expect_true(loss.requires_grad, f"{what}: the loss carries no gradient; keep it in torch "
+                                    "(no .item(), no numpy) so that backward() reaches the "
+                                    "network")
+    expect_type(out[1], dict, f"{what}: parts (second item)")
+    return out

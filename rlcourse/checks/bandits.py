@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from rlcourse import bandits
-from rlcourse.exercises import expect_close, expect_true, register
+from rlcourse.exercises import expect_close, expect_true, expect_type, register
 
 NB = "01_bandits"
 
@@ -31,7 +31,8 @@ def _(fn):
 @register("bandits.epsilon_greedy_probs", notebook=NB, reference=bandits.epsilon_greedy_probs,
           hint="Every arm gets epsilon/K from the uniform exploration draw (the greedy arm "
                "included); the greedy arm also gets 1 - epsilon. Tied greedy arms split that "
-               "1 - epsilon equally.")
+               "1 - epsilon equally. The arms are the last axis; any leading axes are "
+               "independent runs.")
 def _(fn):
     expect_close(fn(np.array([0.5, 2.0, -1.0, 1.0]), 0.1), [0.025, 0.925, 0.025, 0.025],
                  "q=[0.5, 2, -1, 1], epsilon=0.1 (W-06: P(greedy) = 1 - eps + eps/|A|)")
@@ -43,11 +44,21 @@ def _(fn):
     batch = np.array([[0.0, 1.0], [2.0, -2.0]])
     expect_close(fn(batch, 0.2), [[0.1, 0.9], [0.9, 0.1]],
                  "a batch q=[[0, 1], [2, -2]] (one row per run), epsilon=0.2")
+    # 3 runs x 4 arms: K is the last axis, the max is taken per row, ties differ per row
+    batch = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [0.0, -1.0, 5.0, 1.0]])
+    expect_close(fn(batch, 0.2), [[0.05, 0.45, 0.45, 0.05], [0.25, 0.25, 0.25, 0.25],
+                                  [0.05, 0.05, 0.85, 0.05]],
+                 "a batch of 3 runs x 4 arms q=[[1, 3, 3, 0], [2, 2, 2, 2], [0, -1, 5, 1]] "
+                 "(two-way and four-way ties), epsilon=0.2")
+    expect_close(fn(np.array([-7.0]), 0.3), [1.0], "a single arm q=[-7], epsilon=0.3")
+    expect_close(fn(np.array([[4.0], [-1.0], [0.0]]), 0.5), [[1.0], [1.0], [1.0]],
+                 "a batch of 3 runs with a single arm each, q=[[4], [-1], [0]], epsilon=0.5")
 
 
 @register("bandits.ucb_scores", notebook=NB, reference=bandits.ucb_scores,
-          hint="score = Q(a) + c * sqrt(ln(t) / N(a)); an arm with N(a) = 0 must score +inf "
-               "(np.inf) without dividing by zero, so it is tried first.")
+          hint="The score is the estimate plus an exploration bonus c * sqrt(ln(t) / N(a)) that "
+               "shrinks as an arm is pulled more. An untried arm (N(a) = 0) must score +inf, "
+               "and you must get there without dividing by zero.")
 def _(fn):
     q, n = np.array([1.0, 0.5, 0.2]), np.array([10.0, 2.0, 5.0])
     want = q + 2.0 * np.sqrt(math.log(12) / n)
@@ -64,8 +75,10 @@ def _(fn):
 
 @register("bandits.gradient_bandit_update", notebook=NB,
           reference=bandits.gradient_bandit_update,
-          hint="For every arm a: H(a) += step_size * (R - baseline) * (1[a == A] - pi(a)), "
-               "with pi = softmax(H) before the update (bandits.softmax). Rows are runs.")
+          hint="Every arm's preference moves, not only the pulled one's: the pulled arm towards "
+               "the sign of (reward - baseline) in proportion to 1 minus its probability, the "
+               "others the opposite way in proportion to their probability. Use the softmax "
+               "probabilities from before the update; rows are independent runs.")
 def _(fn):
     got = fn(np.zeros((1, 3)), np.array([0]), np.array([1.0]), np.array([0.0]), 0.3)
     expect_close(got, [[0.2, -0.1, -0.1]],
@@ -88,22 +101,38 @@ def _(fn):
 
 @register("bandits.beta_posterior_update", notebook=NB,
           reference=bandits.beta_posterior_update,
-          hint="Only the pulled arm of each run changes: alpha += reward (a success), "
-               "beta += 1 - reward (a failure). Index with [np.arange(runs), action].")
+          hint="Only the arm each run pulled changes: a reward of 1 counts as one success "
+               "(alpha), a reward of 0 as one failure (beta). Return new arrays (alpha, beta) and "
+               "leave the ones you were given untouched.")
 def _(fn):
-    a, b = fn(np.ones((2, 3)), np.ones((2, 3)), np.array([2, 0]), np.array([1.0, 0.0]))
+    a, b = _beta_call(fn, np.ones((2, 3)), np.ones((2, 3)), np.array([2, 0]),
+                      np.array([1.0, 0.0]), "action=[2, 0], reward=[1, 0] from Beta(1, 1)")
     expect_close(a, [[1, 1, 2], [1, 1, 1]], "alpha after action=[2, 0], reward=[1, 0] "
                  "from a Beta(1, 1) prior")
     expect_close(b, [[1, 1, 1], [2, 1, 1]], "beta after action=[2, 0], reward=[1, 0] "
                  "from a Beta(1, 1) prior")
     alpha0, beta0 = np.array([[3.0, 1.0, 2.0]]), np.array([[1.0, 4.0, 2.0]])
-    a, b = fn(alpha0.copy(), beta0.copy(), np.array([1]), np.array([0.0]))
+    a, b = _beta_call(fn, alpha0, beta0, np.array([1]), np.array([0.0]),
+                      "alpha=[[3, 1, 2]], beta=[[1, 4, 2]], action=[1], reward=[0]")
     expect_close(a, alpha0, "alpha after a failure (reward 0) on arm 1 (should not change)")
     expect_close(b, [[1.0, 5.0, 2.0]], "beta after a failure (reward 0) on arm 1")
     alpha, beta = np.ones((1, 2)), np.ones((1, 2))
     for arm, r in [(0, 1.0), (0, 1.0), (1, 0.0), (0, 0.0)]:
-        alpha, beta = fn(alpha, beta, np.array([arm]), np.array([r]))
+        alpha, beta = _beta_call(fn, alpha, beta, np.array([arm]), np.array([r]),
+                                 f"a sequence of pulls, here arm {arm} with reward {r:g}")
     expect_true(np.allclose(alpha, [[3, 1]]) and np.allclose(beta, [[2, 2]]),
                 "after rewards 1, 1, 0 on arm 0 and 0 on arm 1 from Beta(1, 1): expected "
                 f"alpha=[[3, 1]], beta=[[2, 2]], got alpha={np.round(alpha, 4).tolist()}, "
                 f"beta={np.round(beta, 4).tolist()}")
+
+
+def _beta_call(fn, alpha, beta, action, reward, what):
+    """Call ``fn`` on copies, check it returned a pair and left its inputs unchanged."""
+    alpha_in, beta_in = np.array(alpha, dtype=float), np.array(beta, dtype=float)
+    out = fn(alpha_in, beta_in, action.copy(), reward.copy())
+    expect_type(out, (tuple, list), f"{what}: the result (new_alpha, new_beta)", length=2)
+    expect_true(np.array_equal(alpha_in, alpha) and np.array_equal(beta_in, beta),
+                f"{what}: your function changed the alpha/beta arrays it was given (now alpha="
+                f"{np.round(alpha_in, 4).tolist()}, beta={np.round(beta_in, 4).tolist()}); the "
+                "caller still needs the prior, so copy before you update")
+    return out

@@ -17,8 +17,8 @@ def _t(x, dtype=torch.float32) -> torch.Tensor:
 
 
 @register("dqn.epsilon_schedule", notebook=NB, reference=dqn.epsilon_schedule,
-          hint="eps = start + (end - start) * min(step / decay_steps, 1): exactly `start` at "
-               "step 0, exactly `end` at step decay_steps, and constant after that.")
+          hint="A straight line from `start` at step 0 to `end` at step decay_steps, then flat "
+               "at `end` for ever after.")
 def _(fn: Callable) -> None:
     cases = [((0, 1.0, 0.05, 100), 1.0), ((50, 1.0, 0.05, 100), 0.525),
              ((100, 1.0, 0.05, 100), 0.05), ((250, 1.0, 0.05, 100), 0.05),
@@ -40,9 +40,10 @@ def _td_batch():
 
 
 @register("dqn.td_target", notebook=NB, reference=dqn.td_target,
-          hint="y = r + gamma * (1 - terminated) * max over actions of next_q (dim=1). Only "
-               "`terminated` stops the bootstrap; a truncated (time-limit) step still "
-               "bootstraps. Gamma multiplies the next value only.")
+          hint="The target is the reward plus the discounted value of the best next action. "
+               "Ask which flag means the next state has no future (only that one drops the "
+               "bootstrap); a time limit does not end the task. Gamma multiplies the next value "
+               "only.")
 def _(fn: Callable) -> None:
     r, nq, te, tr = _td_batch()
     # row 0: plain step; row 1: terminated; row 2: truncated only (must bootstrap);
@@ -60,9 +61,9 @@ def _(fn: Callable) -> None:
 
 
 @register("dqn.double_dqn_target", notebook=NB, reference=dqn.double_dqn_target,
-          hint="Pick a* = argmax of next_q_online (dim=1), then read next_q_target at a*: "
-               "y = r + gamma * (1 - terminated) * next_q_target[i, a*_i]. Use "
-               "`gather` or indexing, not the max of either table.")
+          hint="Two roles, two networks: the online network chooses the next action (its "
+               "argmax), the target network says what that action is worth. Not the max of "
+               "either table. Terminal steps do not bootstrap.")
 def _(fn: Callable) -> None:
     r = _t([1.0, 0.0, 2.0, 1.0])
     online = _t([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0], [0.0, 0.0, 5.0], [4.0, 1.0, 0.0]])
@@ -77,9 +78,10 @@ def _(fn: Callable) -> None:
 
 
 @register("dqn.dqn_loss", notebook=NB, reference=dqn.dqn_loss,
-          hint="Take Q(s, a) with q_values.gather(1, actions[:, None]).squeeze(1) and the "
-               "error e = Q(s, a) - targets.detach(). Squared: mean of 0.5 e^2. Huber: 0.5 e^2 "
-               "where |e| <= 1 and |e| - 0.5 elsewhere, then the mean over the batch.")
+          hint="Pick each row's Q-value at the action actually taken, and treat the targets as "
+               "fixed labels (no gradient through them). Squared: half the squared error. "
+               "Huber: quadratic for errors up to 1 in size, linear beyond, joined smoothly at "
+               "|e| = 1. Average over the batch.")
 def _(fn: Callable) -> None:
     q = _t([[1.0, 2.0], [0.0, -1.0], [3.0, 3.5], [0.2, 0.4]])
     a = _t([0, 1, 1, 0], torch.long)
@@ -92,6 +94,16 @@ def _(fn: Callable) -> None:
     small = fn(_t([[0.3, 0.0]]), _t([0], torch.long), _t([0.1]), True)
     expect_close(small, 0.02, "huber=True with a single error of 0.2 (inside the quadratic "
                               "zone: 0.5 * 0.2^2)")
+    # errors around the switch point |e| = 1: 0.9 and 1.2 on either side, 1.5 and 2.5 between
+    # the two zones' old test values, so any other threshold gives a different loss
+    errors = [0.9, -1.2, 1.5, -2.5]
+    zone = [0.5 * e ** 2 if abs(e) <= 1 else abs(e) - 0.5 for e in errors]
+    for err, want in zip(errors, zone):
+        got = fn(_t([[0.0, err]]), _t([1], torch.long), _t([0.0]), True)
+        expect_close(got, want, f"huber=True with a single error of {err} (the quadratic zone "
+                                "is |e| <= 1, the linear zone |e| - 0.5 beyond it)")
+    expect_close(fn(_t([[e, 0.0] for e in errors]), _t([0] * 4, torch.long), _t([0.0] * 4),
+                    True), sum(zone) / 4, f"huber=True on the batch of errors {errors}")
     for huber, expected_grad in [(False, [[-0.125, 0.0], [0.0, -0.75], [0.0, 0.75], [0.0, 0.0]]),
                                  (True, [[-0.125, 0.0], [0.0, -0.25], [0.0, 0.25], [0.0, 0.0]])]:
         qg = q.clone().requires_grad_(True)

@@ -18,9 +18,9 @@ def _t(values) -> torch.Tensor:
 
 
 @register("ppo.categorical_kl", notebook=NB, reference=ppo.categorical_kl,
-          hint="Turn logits into log-probabilities with log_softmax, then sum over the last "
-               "axis p(a) * (log p(a) - log q(a)), with p = softmax(logits_p): the first "
-               "argument is the distribution the expectation is taken under.")
+          hint="Logits are unnormalised: turn them into log-probabilities first. KL(p || q) is "
+               "the expectation under p (the first argument) of log p - log q, summed over the "
+               "actions on the last axis.")
 def _(fn: Callable) -> None:
     flip = fn(_t([0.9, 0.1]).log(), _t([0.1, 0.9]).log())
     expect_close(flip, 0.8 * math.log(9), "KL([0.9, 0.1] || [0.1, 0.9]) (W-03)", atol=1e-6)
@@ -38,8 +38,9 @@ def _(fn: Callable) -> None:
 
 
 @register("ppo.kl_k3", notebook=NB, reference=ppo.kl_k3,
-          hint="With log_ratio = log r, k3 = (r - 1) - log r. It is >= 0 for every r, and 0 "
-               "only at r = 1.")
+          hint="The argument is log r, not r. k3 is the gap between the line r - 1 (the "
+               "tangent of log r at r = 1) and log r itself: never negative, and 0 only at "
+               "r = 1.")
 def _(fn: Callable) -> None:
     log_r = _t([0.5, 1.0, 2.0]).log()
     expect_close(fn(log_r), [0.5 - 1 - math.log(0.5), 0.0, 1 - math.log(2.0)],
@@ -55,8 +56,9 @@ def _(fn: Callable) -> None:
 
 
 @register("ppo.clipped_objective", notebook=NB, reference=ppo.clipped_objective,
-          hint="Compute both r * A and clip(r, 1 - eps, 1 + eps) * A, and keep the smaller "
-               "one (torch.minimum). Clip the ratio, not the advantage.")
+          hint="Compare the plain surrogate r * A with the one whose ratio is held inside "
+               "[1 - eps, 1 + eps], and keep the more pessimistic of the two. It is the ratio "
+               "that gets clipped, not the advantage.")
 def _(fn: Callable) -> None:
     ratio = _t([0.5, 1.0, 1.5, 0.5, 1.0, 1.5])
     adv = _t([2.0, 2.0, 2.0, -2.0, -2.0, -2.0])
@@ -76,24 +78,36 @@ def _(fn: Callable) -> None:
 
 
 @register("ppo.adaptive_kl_beta", notebook=NB, reference=ppo.adaptive_kl_beta,
-          hint="Too large a KL means the penalty was too weak: multiply beta by 2 when "
-               "kl > 1.5 * target, divide it by 2 when kl < target / 1.5, otherwise keep it.")
+          hint="Too large a KL means the penalty was too weak, so make it stiffer; too small a "
+               "KL means it can be relaxed. Change beta by `factor` only when the KL leaves the "
+               "band [target / tolerance, tolerance * target]; on the band's edges keep it.")
 def _(fn: Callable) -> None:
     cases = [(1.0, 0.05, 0.01, 2.0, "KL five times the target"),
              (1.0, 0.001, 0.01, 0.5, "KL a tenth of the target"),
              (1.0, 0.012, 0.01, 1.0, "KL 1.2 x the target (inside the band)"),
              (0.4, 0.008, 0.01, 0.4, "KL 0.8 x the target (inside the band)"),
              (0.25, 0.016, 0.01, 0.5, "KL 1.6 x the target, beta 0.25"),
-             (3.0, 0.006, 0.01, 1.5, "KL 0.6 x the target, beta 3")]
+             (3.0, 0.006, 0.01, 1.5, "KL 0.6 x the target, beta 3"),
+             # the band's edges belong to the band (target 0.375: the edges 0.25 and 0.5625
+             # are exact in binary, so kl * 1.5 and target / 1.5 compare without rounding)
+             (1.0, 0.5625, 0.375, 1.0, "KL exactly 1.5 x the target (the upper edge)"),
+             (1.0, 0.25, 0.375, 1.0, "KL exactly the target / 1.5 (the lower edge)"),
+             (1.0, 0.5626, 0.375, 2.0, "KL just above 1.5 x the target"),
+             (1.0, 0.2499, 0.375, 0.5, "KL just below the target / 1.5")]
     for beta, kl, target, expected, what in cases:
         expect_close(fn(beta, kl, target), expected,
                      f"{what}: beta={beta}, kl={kl}, target={target}", atol=1e-9)
+    for kl, expected in ((0.025, 3.0), (0.018, 1.0), (0.004, 1 / 3)):
+        expect_close(fn(1.0, kl, 0.01, factor=3.0, tolerance=2.0), expected,
+                     f"factor=3, tolerance=2 (the band is [0.005, 0.02]): beta=1, kl={kl}, "
+                     "target=0.01", atol=1e-9)
 
 
 @register("ppo.ppo_loss", notebook=NB, reference=ppo.ppo_loss,
-          hint="The objective to maximise is L_clip - c1 * L_vf + c2 * entropy; the loss is its "
-               "negative, with policy_loss = -L_clip already. So add the value loss and "
-               "subtract the entropy bonus.")
+          hint="Start from what PPO maximises: the clipped surrogate, minus a weighted value "
+               "error, plus a weighted entropy bonus. The optimiser minimises, so flip the sign "
+               "of that objective, and note that policy_loss is already the surrogate's "
+               "negative.")
 def _(fn: Callable) -> None:
     expect_close(fn(_t(-0.3), _t(2.0), _t(0.6), 0.5, 0.01), -0.3 + 1.0 - 0.006,
                  "policy_loss=-0.3, value_loss=2, entropy=0.6, vf_coef=0.5, ent_coef=0.01",

@@ -20,6 +20,24 @@ def _soft_value(fn):
     expected = (logp.exp() * (q - 0.5 * logp)).sum(-1)
     expect_close(fn(q, logp, 0.5), expected, "q=[[1,2,3],[0,0,0]], alpha=0.5")
     expect_close(fn(q, logp, 0.0), (logp.exp() * q).sum(-1), "alpha=0 (plain expected Q)")
+    # other shapes: the actions are always the last axis
+    q1, p1 = torch.tensor([1.0, -1.0]), torch.tensor([0.75, 0.25])
+    expect_close(fn(q1, p1.log(), 1.0), 0.75 * (1 - math.log(0.75)) + 0.25 * (-1 - math.log(0.25)),
+                 "a single state: q=[1, -1], pi=[0.75, 0.25], alpha=1 (shape [A] -> a scalar)")
+    gen = torch.Generator().manual_seed(0)
+    q3 = torch.randn(2, 3, 4, generator=gen)
+    logp3 = torch.log_softmax(torch.randn(2, 3, 4, generator=gen), -1)
+    expect_close(fn(q3, logp3, 0.2), _soft_value_brute(q3, logp3, 0.2),
+                 "a random batch of shape [2, 3, 4] (4 actions), alpha=0.2: expected shape [2, 3]",
+                 atol=1e-5)
+
+
+def _soft_value_brute(q, logp, alpha):
+    """sum_a pi(a) (Q(a) - alpha log pi(a)) by an explicit loop over the last axis."""
+    out = torch.zeros(q.shape[:-1])
+    for a in range(q.shape[-1]):
+        out += logp[..., a].exp() * (q[..., a] - alpha * logp[..., a])
+    return out
 
 
 @register("wider.td3_target", notebook=NB, reference=wider.td3_target,
