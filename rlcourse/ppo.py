@@ -264,12 +264,20 @@ class Config:
 
     Set ``clip_eps=None`` to drop the ratio clip, ``objective="kl_penalty"`` for PPO-penalty,
     ``epochs=1, minibatches=1`` for one plain policy-gradient step per batch (vanilla PG).
+
+    The critic's schedule is its own: ``critic_epochs`` and ``critic_minibatches`` (None: the
+    same as the policy's). When it equals the policy's, one joint loss trains both networks
+    (PPO as usually written); otherwise the critic is fitted in a separate loop with its own
+    steps, so ``epochs=1, minibatches=1`` with the defaults' critic schedule (8 x 4) is a
+    vanilla PG whose advantages come from an equally well-trained critic.
     """
 
     num_envs: int = 8
     rollout_steps: int = 64          # per env, so a batch holds num_envs * rollout_steps steps
     epochs: int = 8
     minibatches: int = 4
+    critic_epochs: int | None = None       # None: the same as ``epochs``
+    critic_minibatches: int | None = None  # None: the same as ``minibatches``
     lr: float = 2.5e-3
     anneal_lr: bool = True           # linear decay to 0 over ``anneal_steps``
     anneal_steps: int | None = None  # the decay's horizon; None means ``total_steps``
@@ -294,8 +302,9 @@ class Config:
         for name in ("num_envs", "rollout_steps", "epochs", "minibatches", "hidden",
                      "total_steps"):
             check_positive_int(getattr(self, name), name)
-        if self.anneal_steps is not None:
-            check_positive_int(self.anneal_steps, "anneal_steps")
+        for name in ("anneal_steps", "critic_epochs", "critic_minibatches"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
         check_gamma(self.gamma)
         check_gamma(self.lam, "lam")
         check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
@@ -308,9 +317,22 @@ class Config:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
-        if self.minibatches > self.num_envs * self.rollout_steps:
-            raise ValueError(f"minibatches={self.minibatches} exceeds the batch size "
-                             f"{self.num_envs * self.rollout_steps}")
+        for name in ("minibatches", "critic_minibatches"):
+            value = getattr(self, name)
+            if value is not None and value > self.num_envs * self.rollout_steps:
+                raise ValueError(f"{name}={value} exceeds the batch size "
+                                 f"{self.num_envs * self.rollout_steps}")
+
+    @property
+    def critic_schedule(self) -> tuple[int, int]:
+        """(epochs, minibatches) of the critic's fit on each batch."""
+        return (self.epochs if self.critic_epochs is None else self.critic_epochs,
+                self.minibatches if self.critic_minibatches is None else self.critic_minibatches)
+
+    @property
+    def joint_update(self) -> bool:
+        """True when actor and critic share one schedule, hence one loss per minibatch."""
+        return self.critic_schedule == (self.epochs, self.minibatches)
 
 
 def make_config(**overrides) -> Config:
@@ -444,43 +466,83 @@ def _batch_stats(agent: ActorCritic, obs: Tensor, act: Tensor, logits_old: Tenso
             "value_loss": float(0.5 * ((v - targets) ** 2).mean())}
 
 
+def _minibatches(n: int, minibatches: int, generator: torch.Generator,
+                 device: torch.device) -> tuple[Tensor, ...]:
+    """A random split of the indices 0..n-1 into ``minibatches`` parts (fewer if n is small)."""
+    size = -(-n // min(minibatches, n))
+    return torch.randperm(n, generator=generator, device=device).split(size)
+
+
+def _step(opt: torch.optim.Optimizer, loss: Tensor, params: list[nn.Parameter],
+          max_grad_norm: float | None) -> None:
+    """One optimiser step on ``loss``; only ``params`` get gradients (others are skipped)."""
+    opt.zero_grad()
+    loss.backward()
+    if max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+
+
+def fit_critic(agent: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, v_old: Tensor,
+               targets: Tensor, cfg: Config, generator: torch.Generator) -> int:
+    """The critic's own schedule (``cfg.critic_schedule``) of value-loss steps; returns the count.
+
+    ``obs`` [n, obs_dim], ``v_old`` and ``targets`` [n] (valid steps only). Only the value
+    network's parameters receive gradients, so the policy is left unchanged.
+    """
+    epochs, minibatches = cfg.critic_schedule
+    params, steps = list(agent.v.parameters()), 0
+    for _ in range(epochs):
+        for mb in _minibatches(obs.shape[0], minibatches, generator, obs.device):
+            v = agent.v(obs[mb]).squeeze(-1)
+            vl = clipped_value_loss(v, v_old[mb], targets[mb], cfg.vf_clip)
+            _step(opt, cfg.vf_coef * vl, params, cfg.max_grad_norm)
+            steps += 1
+    return steps
+
+
 def update(agent: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, adv: Tensor,
            targets: Tensor, cfg: Config, generator: torch.Generator, beta: float = 0.0
            ) -> dict[str, float]:
     """``cfg.epochs`` passes of minibatch gradient steps on the valid steps of ``ro``.
 
-    Returns statistics of the updated policy on the whole batch: the exact KL(pi_old || pi),
-    the fraction of ratios outside [1 - eps, 1 + eps], the entropy, the value error, and the
-    number of epochs run (fewer when ``target_kl`` stopped the update early).
+    With ``cfg.joint_update`` each step minimises the full PPO loss (policy, value, entropy);
+    otherwise the policy steps use the policy and entropy terms only and :func:`fit_critic`
+    then runs the critic's own schedule. Returns statistics of the updated policy on the whole
+    batch: the exact KL(pi_old || pi), the fraction of ratios outside [1 - eps, 1 + eps], the
+    entropy, the value error, the number of policy epochs run (fewer when ``target_kl`` stopped
+    the update early) and the number of critic steps.
     """
     keep = ro.valid.reshape(-1)
     flat = lambda x: x.reshape(-1, *x.shape[2:])[keep]
     obs, act, logp_old, logits_old, v_old, adv, targets = map(
         flat, (ro.obs, ro.actions, ro.logp, ro.logits, ro.values, adv, targets))
-    n = obs.shape[0]
-    size = -(-n // min(cfg.minibatches, n))
-    epochs = 0
+    joint, epochs, critic_steps = cfg.joint_update, 0, 0
+    params = list(agent.parameters() if joint else agent.pi.parameters())
     for _ in range(cfg.epochs):
-        for mb in torch.randperm(n, generator=generator, device=obs.device).split(size):
-            logits, v = agent(obs[mb])
+        for mb in _minibatches(obs.shape[0], cfg.minibatches, generator, obs.device):
+            logits, v = agent(obs[mb]) if joint else (agent.pi(obs[mb]), None)
             logp = torch.log_softmax(logits, -1).gather(-1, act[mb, None])[:, 0]
             a = normalize(adv[mb]) if cfg.norm_adv and len(mb) > 1 else adv[mb]
             pl = _policy_loss(cfg, logits, logp, logp_old[mb], logits_old[mb], a, beta)
-            vl = clipped_value_loss(v, v_old[mb], targets[mb], cfg.vf_clip)
             ent = categorical_entropy(logits).mean()
-            opt.zero_grad()
-            ppo_loss(pl, vl, ent, cfg.vf_coef, cfg.ent_coef).backward()
-            if cfg.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-            opt.step()
+            if joint:
+                vl = clipped_value_loss(v, v_old[mb], targets[mb], cfg.vf_clip)
+                loss = ppo_loss(pl, vl, ent, cfg.vf_coef, cfg.ent_coef)
+                critic_steps += 1
+            else:
+                loss = pl - cfg.ent_coef * ent
+            _step(opt, loss, params, cfg.max_grad_norm)
         epochs += 1
         if cfg.target_kl is not None:
             with torch.no_grad():
                 kl = float(categorical_kl(logits_old, agent.pi(obs)).mean())
             if kl > cfg.target_kl:
                 break
+    if not joint:
+        critic_steps = fit_critic(agent, opt, obs, v_old, targets, cfg, generator)
     stats = _batch_stats(agent, obs, act, logits_old, targets, cfg.clip_eps)
-    return {**stats, "epochs": float(epochs)}
+    return {**stats, "epochs": float(epochs), "critic_steps": float(critic_steps)}
 
 
 def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -379,3 +380,86 @@ def test_a_shorter_budget_reproduces_the_start_of_a_longer_run():
     long = ppo.train("CartPole-v1", 3, total_steps=1024, **common).history
     for key in ("step", "running_mean", "kl", "lr"):
         assert short[key] == long[key][: len(short[key])]
+
+
+def _batch(seed: int = 0, n: int = 2, steps: int = 16):
+    """A small CartPole rollout with its advantages and targets, plus a fresh agent."""
+    torch.manual_seed(seed)
+    envs = deeprl.make_vec_env("CartPole-v1", n, seed=seed)
+    obs, _ = envs.reset(seed=seed)
+    run = ppo._Run(envs, obs, deeprl.StepMask(n), deeprl.EpisodeTracker(n), 0.0)
+    agent = ppo.ActorCritic(4, 2)
+    ro = ppo.collect_rollout(agent, run, steps, torch.Generator().manual_seed(seed))
+    adv, targets = ppo.advantages_and_targets(ro, 0.99, 0.95)
+    return agent, ro, adv, targets
+
+
+def _adam_steps(opt: torch.optim.Optimizer, params) -> set[int]:
+    return {int(opt.state[p]["step"]) if p in opt.state else 0 for p in params}
+
+
+@pytest.mark.parametrize("overrides, policy_steps, critic_steps", [
+    ({}, 8 * 4, 8 * 4),                                       # PPO: one joint loss
+    (dict(epochs=1, minibatches=1), 1, 1),                    # the one-step critic
+    (dict(epochs=1, minibatches=1, critic_epochs=8, critic_minibatches=4), 1, 32),
+    (dict(epochs=3, minibatches=2, critic_epochs=1, critic_minibatches=1), 6, 1),
+])
+def test_policy_and_critic_receive_their_own_number_of_adam_steps(overrides, policy_steps,
+                                                                   critic_steps):
+    agent, ro, adv, targets = _batch()
+    cfg = ppo.make_config(num_envs=2, rollout_steps=16, **overrides)
+    opt = torch.optim.Adam(agent.parameters(), lr=1e-3)
+    stats = ppo.update(agent, opt, ro, adv, targets, cfg, torch.Generator().manual_seed(0))
+    assert _adam_steps(opt, agent.pi.parameters()) == {policy_steps}
+    assert _adam_steps(opt, agent.v.parameters()) == {critic_steps}
+    assert stats["critic_steps"] == critic_steps and stats["epochs"] == cfg.epochs
+
+
+def test_the_critic_schedule_leaves_the_policy_step_unchanged():
+    """With separate schedules the policy update does not depend on how the critic is fitted."""
+    after = []
+    for critic_epochs in (2, 5):  # both differ from the policy's 1 epoch: separate loops
+        agent, ro, adv, targets = _batch(seed=3)
+        cfg = ppo.make_config(num_envs=2, rollout_steps=16, epochs=1, minibatches=1,
+                              critic_epochs=critic_epochs)
+        opt = torch.optim.Adam(agent.parameters(), lr=1e-2)
+        before = [p.detach().clone() for p in agent.pi.parameters()]
+        ppo.update(agent, opt, ro, adv, targets, cfg, torch.Generator().manual_seed(0))
+        after.append(([p.detach().clone() for p in agent.pi.parameters()],
+                      [p.detach().clone() for p in agent.v.parameters()]))
+    (pi_a, v_a), (pi_b, v_b) = after
+    assert any(not torch.equal(a, b) for a, b in zip(before, pi_a))  # the policy did move
+    assert all(torch.equal(a, b) for a, b in zip(pi_a, pi_b))
+    assert any(not torch.equal(a, b) for a, b in zip(v_a, v_b))
+
+
+def test_critic_schedule_config():
+    cfg = ppo.make_config(epochs=1, minibatches=1)
+    assert cfg.critic_schedule == (1, 1) and cfg.joint_update
+    cfg = ppo.make_config(epochs=1, minibatches=1, critic_epochs=8, critic_minibatches=4)
+    assert cfg.critic_schedule == (8, 4) and not cfg.joint_update
+    assert ppo.Config().critic_schedule == (ppo.Config().epochs, ppo.Config().minibatches)
+    with pytest.raises(ValueError, match="critic_epochs"):
+        ppo.make_config(critic_epochs=0)
+    with pytest.raises(ValueError, match="critic_minibatches"):
+        ppo.make_config(num_envs=1, rollout_steps=2, minibatches=1, critic_minibatches=4)
+
+
+def test_sweep_cli_records_every_variant_lr_and_seed(capsys, tmp_path):
+    from rlcourse import ppo_sweep
+
+    assert ppo_sweep.main(["lr", "--seeds", "1", "--budget", "512"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lrs"] == list(ppo_sweep.LRS) and report["seeds"] == [0]
+    for name in ppo_sweep.LR_VARIANTS:
+        runs = report["runs"][name]
+        assert len(runs) == len(ppo_sweep.LRS) and all(len(r) == 1 for r in runs)
+        assert set(runs[0][0]) == {"return", "avg_return", "max_kl", "mean_kl"}
+    solve = ppo_sweep.solve_ablation(1, max_steps=512, variants={"default": {}})
+    assert solve["steps_to_solve"] == {"default": [None]}  # 512 steps cannot solve CartPole
+    assert solve["median_steps_to_solve"] == {"default": None}
+    assert ppo_sweep._median([1, 3, None]) == 3 and ppo_sweep._median([1, None, None]) is None
+    (tmp_path / "x.json").write_text(json.dumps(solve))
+    assert ppo_sweep.load("x", tmp_path) == solve
+    with pytest.raises(FileNotFoundError, match="python -m rlcourse.ppo_sweep"):
+        ppo_sweep.load("missing", tmp_path)
