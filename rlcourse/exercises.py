@@ -195,6 +195,19 @@ def expect_type(got: Any, expected: type | tuple[type, ...], what: str, length: 
         raise CheckFailure(f"{what}: expected a {wanted}, got {len(got)} items")
 
 
+def call_with(fn: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, reporting a crash as a :class:`CheckFailure` that names ``what``.
+
+    ``NotImplementedError`` (a blank exercise) and assertion failures pass through unchanged.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (NotImplementedError, AssertionError):
+        raise
+    except Exception as err:
+        raise CheckFailure(f"{what}: your function raised {type(err).__name__}: {err}") from None
+
+
 def _to_numpy(x: Any) -> Any:
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rlcourse import exercises
-from rlcourse.exercises import CheckFailure, expect_close, expect_true, expect_type
+from rlcourse.exercises import CheckFailure, call_with, expect_close, expect_true, expect_type
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks/src").glob("[0-9][0-9]_*.py"))
@@ -89,6 +89,16 @@ def test_expect_helpers():
     expect_close(1.0 + 1e-9, 1.0, "v")
     with pytest.raises(CheckFailure, match="boom"):
         expect_true(False, "boom")
+
+
+def test_call_with_names_the_input_of_a_crash_but_lets_blanks_through():
+    assert call_with(lambda x, y=1: x + y, "sum", 2, y=3) == 5
+    with pytest.raises(CheckFailure, match=r"^a T = 1 rollout: your function raised IndexError"):
+        call_with(lambda: [][0], "a T = 1 rollout")
+    with pytest.raises(NotImplementedError):
+        call_with(lambda: (_ for _ in ()).throw(NotImplementedError()), "blank")
+    with pytest.raises(CheckFailure, match="^inner$"):
+        call_with(lambda: expect_true(False, "inner"), "outer")
 
 
 def test_expect_type_names_the_expected_type():

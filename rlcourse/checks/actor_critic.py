@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rlcourse import actor_critic, advantages
-from rlcourse.exercises import expect_close, expect_true, expect_type, register
+from rlcourse.exercises import call_with, expect_close, expect_true, expect_type, register
 
 NB = "06_actor_critic_gae"
 
@@ -124,10 +124,10 @@ def _(fn: Callable) -> None:
     expect_close(got, [[2.5, 3.0, 1.5, 1.0]],
                  "rewards [1, 1, 1, 1], V = 0, step 2 is truncated (its final state has value 4: "
                  "bootstrap, then stop the recursion), step 4 terminates, gamma 0.5, lam 1", 1e-5)
-    got = fn(_t(T1_R), _t(T1_V), _t(T1_NEXT_V), _t(T1_TERM, torch.bool), _t(T1_DONE, torch.bool),
-             0.9, 0.95)
-    expect_close(got, [[3.2], [1.0], [-4.8]], f"{T1_WHAT}, V [0.5, 1, 2], lam 0.95 (with one "
-                 "step the advantage is the TD error)", 1e-5)
+    what = f"{T1_WHAT}, V [0.5, 1, 2], lam 0.95 (with one step the advantage is the TD error)"
+    got = call_with(fn, what, _t(T1_R), _t(T1_V), _t(T1_NEXT_V), _t(T1_TERM, torch.bool),
+                    _t(T1_DONE, torch.bool), 0.9, 0.95)
+    expect_close(got, [[3.2], [1.0], [-4.8]], what, 1e-5)
     r, v, nv, term, done = _batch(1)
     for gamma, lam in ((0.9, 0.8), (0.99, 0.95), (1.0, 0.5)):
         delta = _delta_brute(r, nv, v, term, gamma)
@@ -155,10 +155,10 @@ def _(fn: Callable) -> None:
     expect_close(fn(r, nv, no, term, 0.5, 3), [[7.0, 12.0, 15.0, 24.0]],
                  "the same, n=3, but step 2 is truncated (bootstrap with its next value 20)", 1e-5)
     for n in (1, 3):
-        got = fn(_t(T1_R), _t(T1_NEXT_V), _t(T1_TERM, torch.bool), _t(T1_DONE, torch.bool), 0.9,
-                 n)
-        expect_close(got, [[3.7], [2.0], [-2.8]], f"{T1_WHAT}, n={n} (the window cannot go "
-                     "past the rollout's single step)", 1e-5)
+        what = f"{T1_WHAT}, n={n} (the window cannot go past the rollout's single step)"
+        got = call_with(fn, what, _t(T1_R), _t(T1_NEXT_V), _t(T1_TERM, torch.bool),
+                        _t(T1_DONE, torch.bool), 0.9, n)
+        expect_close(got, [[3.7], [2.0], [-2.8]], what, 1e-5)
     r, _, nv, term, done = _batch(2)
     for gamma, n in ((0.9, 1), (0.9, 3), (0.99, 5), (0.8, 20)):
         got = fn(_t(r), _t(nv), _t(term, torch.bool), _t(done, torch.bool), gamma, n)
@@ -239,7 +239,7 @@ def _(fn: Callable) -> None:
 
 def _a2c_call(fn: Callable, what: str, *args):
     """Call ``fn`` and check the result is (a scalar loss tensor with a gradient, a dict)."""
-    out = fn(*args)
+    out = call_with(fn, what, *args)
     expect_type(out, tuple, f"{what}: the result (loss, parts)", length=2)
     loss = out[0]
     expect_type(loss, torch.Tensor, f"{what}: the loss (first item)")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from rlcourse import bandits
-from rlcourse.exercises import expect_close, expect_true, expect_type, register
+from rlcourse.exercises import call_with, expect_close, expect_true, expect_type, register
 
 NB = "01_bandits"
 
@@ -46,13 +46,16 @@ def _(fn):
                  "a batch q=[[0, 1], [2, -2]] (one row per run), epsilon=0.2")
     # 3 runs x 4 arms: K is the last axis, the max is taken per row, ties differ per row
     batch = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [0.0, -1.0, 5.0, 1.0]])
-    expect_close(fn(batch, 0.2), [[0.05, 0.45, 0.45, 0.05], [0.25, 0.25, 0.25, 0.25],
-                                  [0.05, 0.05, 0.85, 0.05]],
-                 "a batch of 3 runs x 4 arms q=[[1, 3, 3, 0], [2, 2, 2, 2], [0, -1, 5, 1]] "
-                 "(two-way and four-way ties), epsilon=0.2")
-    expect_close(fn(np.array([-7.0]), 0.3), [1.0], "a single arm q=[-7], epsilon=0.3")
-    expect_close(fn(np.array([[4.0], [-1.0], [0.0]]), 0.5), [[1.0], [1.0], [1.0]],
-                 "a batch of 3 runs with a single arm each, q=[[4], [-1], [0]], epsilon=0.5")
+    what = ("a batch of 3 runs x 4 arms q=[[1, 3, 3, 0], [2, 2, 2, 2], [0, -1, 5, 1]] "
+            "(two-way and four-way ties), epsilon=0.2")
+    expect_close(call_with(fn, what, batch, 0.2), [[0.05, 0.45, 0.45, 0.05],
+                                                   [0.25, 0.25, 0.25, 0.25],
+                                                   [0.05, 0.05, 0.85, 0.05]], what)
+    what = "a single arm q=[-7], epsilon=0.3"
+    expect_close(call_with(fn, what, np.array([-7.0]), 0.3), [1.0], what)
+    what = "a batch of 3 runs with a single arm each, q=[[4], [-1], [0]], epsilon=0.5"
+    expect_close(call_with(fn, what, np.array([[4.0], [-1.0], [0.0]]), 0.5),
+                 [[1.0], [1.0], [1.0]], what)
 
 
 @register("bandits.ucb_scores", notebook=NB, reference=bandits.ucb_scores,
@@ -129,7 +132,7 @@ def _(fn):
 def _beta_call(fn, alpha, beta, action, reward, what):
     """Call ``fn`` on copies, check it returned a pair and left its inputs unchanged."""
     alpha_in, beta_in = np.array(alpha, dtype=float), np.array(beta, dtype=float)
-    out = fn(alpha_in, beta_in, action.copy(), reward.copy())
+    out = call_with(fn, what, alpha_in, beta_in, action.copy(), reward.copy())
     expect_type(out, (tuple, list), f"{what}: the result (new_alpha, new_beta)", length=2)
     expect_true(np.array_equal(alpha_in, alpha) and np.array_equal(beta_in, beta),
                 f"{what}: your function changed the alpha/beta arrays it was given (now alpha="

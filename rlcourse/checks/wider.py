@@ -7,7 +7,7 @@ import math
 import torch
 
 from rlcourse import wider
-from rlcourse.exercises import expect_close, expect_true, register
+from rlcourse.exercises import call_with, expect_close, expect_true, register
 
 NB = "08_wider_map"
 
@@ -22,13 +22,14 @@ def _soft_value(fn):
     expect_close(fn(q, logp, 0.0), (logp.exp() * q).sum(-1), "alpha=0 (plain expected Q)")
     # other shapes: the actions are always the last axis
     q1, p1 = torch.tensor([1.0, -1.0]), torch.tensor([0.75, 0.25])
-    expect_close(fn(q1, p1.log(), 1.0), 0.75 * (1 - math.log(0.75)) + 0.25 * (-1 - math.log(0.25)),
-                 "a single state: q=[1, -1], pi=[0.75, 0.25], alpha=1 (shape [A] -> a scalar)")
+    what = "a single state: q=[1, -1], pi=[0.75, 0.25], alpha=1 (shape [A] -> a scalar)"
+    expect_close(call_with(fn, what, q1, p1.log(), 1.0),
+                 0.75 * (1 - math.log(0.75)) + 0.25 * (-1 - math.log(0.25)), what)
     gen = torch.Generator().manual_seed(0)
     q3 = torch.randn(2, 3, 4, generator=gen)
     logp3 = torch.log_softmax(torch.randn(2, 3, 4, generator=gen), -1)
-    expect_close(fn(q3, logp3, 0.2), _soft_value_brute(q3, logp3, 0.2),
-                 "a random batch of shape [2, 3, 4] (4 actions), alpha=0.2: expected shape [2, 3]",
+    what = "a random batch of shape [2, 3, 4] (4 actions), alpha=0.2: expected shape [2, 3]"
+    expect_close(call_with(fn, what, q3, logp3, 0.2), _soft_value_brute(q3, logp3, 0.2), what,
                  atol=1e-5)
 
 
