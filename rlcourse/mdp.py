@@ -175,12 +175,16 @@ def reaches_terminal(P_pi: np.ndarray, terminal: np.ndarray) -> np.ndarray:
 
 
 def evaluate_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
-    """Exact V^pi [S] from the linear system (I - gamma P_pi) V = R_pi, via ``solve``.
+    """Exact V^pi [S] from the reduced system (I - gamma P_NN) V_N = R_N, via ``solve``.
 
-    Terminal states are fixed at 0 and left out of the system. With gamma = 1 the states that
-    can never reach a terminal state are fixed at 0 too, provided they collect no reward (e.g.
-    the unreachable wall cells of the GridWorld); if they do, the return is an endless sum and
-    a ``ValueError`` names them.
+    N are the non-terminal states: the rows *and* columns of the terminal states are deleted
+    (their value is 0), which is what makes gamma = 1 possible at all, since the full matrix
+    I - P_pi has a zero row for every absorbing terminal state. With gamma = 1 the reduced
+    matrix is regular iff every state reaches a terminal state with probability 1. States that
+    can never reach one are fixed at 0 too, provided they collect no reward (e.g. the
+    unreachable wall cells of the GridWorld); if they do, the return is an endless sum and a
+    ``ValueError`` names them. The test is structural (reachability), because floating-point
+    ``solve`` does not always detect a singular matrix.
     """
     P_pi, R_pi = policy_matrices(mdp, pi)
     fixed = mdp.terminal.copy()
@@ -189,8 +193,9 @@ def evaluate_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
         paid = np.flatnonzero(never & (R_pi != 0.0))
         if paid.size:
             raise ValueError(
-                "I - gamma P_pi is singular: with gamma = 1 the policy must reach a terminal "
-                f"state, but from states {np.flatnonzero(never)[:10].tolist()} it never does "
+                "the reduced system I - P_NN on the non-terminal states is singular: with "
+                "gamma = 1 the policy must reach a terminal state, but from states "
+                f"{np.flatnonzero(never)[:10].tolist()} it never does "
                 "and it keeps collecting reward (use gamma < 1 for continuing tasks)")
         fixed |= never
     live = ~fixed

@@ -115,6 +115,31 @@ def ev_one_backup(m, pi):
     return R_pi + m.gamma * P_pi @ R_pi
 
 
+def ev_full_system(m, pi):
+    """The full S x S system: right for gamma < 1, singular at gamma = 1 (LinAlgError)."""
+    P_pi, R_pi = mdp.policy_matrices(m, pi)
+    return np.linalg.solve(np.eye(m.n_states) - m.gamma * P_pi, R_pi)
+
+
+def ev_full_system_lstsq(m, pi):
+    """Sidesteps the singular full system with least squares: a wrong solution at gamma = 1."""
+    P_pi, R_pi = mdp.policy_matrices(m, pi)
+    return np.linalg.lstsq(np.eye(m.n_states) - m.gamma * P_pi, R_pi, rcond=None)[0]
+
+
+def ev_drop_last_state(m, pi):
+    """Assumes the terminal state is the last one and drops only that row and column."""
+    P_pi, R_pi = mdp.policy_matrices(m, pi)
+    V = np.zeros(m.n_states)
+    V[:-1] = np.linalg.solve(np.eye(m.n_states - 1) - m.gamma * P_pi[:-1, :-1], R_pi[:-1])
+    return V
+
+
+def ev_reduced_only(m, pi):
+    """Returns V_N of the non-terminal states only (shape [|N|], not [S])."""
+    return mdp.evaluate_policy(m, pi)[~m.terminal]
+
+
 # ---- bellman_optimality_backup -----------------------------------------------------------
 
 
@@ -175,6 +200,10 @@ WRONG_ANSWERS = {
         "transposed-P_pi": ev_transposed,
         "wrong-sign": ev_wrong_sign,
         "one-step-lookahead": ev_one_backup,
+        "full-system-singular-at-gamma-1": ev_full_system,
+        "full-system-least-squares": ev_full_system_lstsq,
+        "drops-last-state-only": ev_drop_last_state,
+        "returns-non-terminal-values-only": ev_reduced_only,
     },
     "mdp.bellman_optimality_backup": {
         "sum-instead-of-max": bo_sum_over_actions,

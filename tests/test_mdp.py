@@ -258,6 +258,83 @@ def test_evaluate_policy_gamma_one():
         mdp.evaluate_policy(gw, up)
 
 
+def _reduced(m, pi):
+    """(I - P_NN, R_N, P_NN) of the reduced system on the non-terminal states."""
+    P_pi, R_pi = mdp.policy_matrices(m, pi)
+    live = ~m.terminal
+    P_nn = P_pi[np.ix_(live, live)]
+    return np.eye(live.sum()) - m.gamma * P_nn, R_pi[live], P_nn
+
+
+def test_full_system_is_singular_at_gamma_one_for_every_policy():
+    """With an absorbing terminal state, I - P_pi has a zero row whatever the policy."""
+    m = random_mdp(n_s=4, n_a=3, gamma=1.0, seed=5)
+    for pi in deterministic_policies(m):
+        P_pi, _ = mdp.policy_matrices(m, pi)
+        full = np.eye(4) - P_pi
+        assert np.all(full[m.terminal] == 0.0) and np.linalg.matrix_rank(full) == 3
+        A, _, _ = _reduced(m, pi)
+        assert np.linalg.matrix_rank(A) == 3  # every policy here ends with probability 1
+
+
+def test_reduced_system_equals_expected_reward_before_termination():
+    """V_N = (I - P_NN)^{-1} R_N = sum_k P_NN^k R_N at gamma = 1, and the visit counts."""
+    m = random_mdp(n_s=5, n_a=2, gamma=1.0, seed=2)
+    pi = random_policy(m)
+    A, R_n, P_nn = _reduced(m, pi)
+    assert np.abs(np.linalg.eigvals(P_nn)).max() < 1.0
+    series, term, visits, step = np.zeros(4), R_n.copy(), np.zeros(4), np.ones(4)
+    for _ in range(3000):
+        series, visits = series + term, visits + step
+        term, step = P_nn @ term, P_nn @ step
+    V = mdp.evaluate_policy(m, pi)
+    assert V[-1] == 0.0 and np.allclose(V[:-1], series, atol=1e-10)
+    V_it, _ = mdp.iterative_policy_evaluation(m, pi, tol=1e-13)
+    assert np.allclose(V, V_it, atol=1e-9)
+    # (I - P_NN)^{-1} 1 is the expected number of steps before the episode ends.
+    assert np.allclose(np.linalg.solve(A, np.ones(4)), visits, atol=1e-10)
+
+
+def test_reduced_system_matches_simulation_at_gamma_one():
+    """Brute force: play episodes to the end and average the undiscounted returns and lengths."""
+    m = random_mdp(n_s=4, n_a=2, gamma=1.0, seed=4)
+    pi = random_policy(m)
+    rng = np.random.default_rng(0)
+    starts = np.repeat(np.arange(3), 4000)
+    states, _, rewards = mdp.sample_episodes(m, pi, starts, 200, rng)
+    assert m.terminal[states[:, -1]].all()  # every episode has ended within 200 steps
+    returns = rewards.sum(axis=1).reshape(3, -1)
+    lengths = (~m.terminal[states[:, :-1]]).sum(axis=1).reshape(3, -1)
+    V = mdp.evaluate_policy(m, pi)
+    sem = returns.std(axis=1, ddof=1) / np.sqrt(returns.shape[1])
+    assert np.all(np.abs(returns.mean(axis=1) - V[:3]) < 4 * sem)
+    A, _, _ = _reduced(m, pi)
+    expected_len = np.linalg.solve(A, np.ones(3))
+    sem_len = lengths.std(axis=1, ddof=1) / np.sqrt(lengths.shape[1])
+    assert np.all(np.abs(lengths.mean(axis=1) - expected_len) < 4 * sem_len)
+
+
+def test_reduced_system_is_singular_when_the_policy_can_loop_forever():
+    """States 0 and 1 can trap the agent (action 1); state 2 leads to the terminal state 3."""
+    P = np.zeros((4, 2, 4))
+    P[0, 0], P[0, 1] = [0.0, 0.5, 0.5, 0.0], [0.3, 0.7, 0.0, 0.0]
+    P[1, 0], P[1, 1] = [0.0, 0.0, 0.4, 0.6], [0.6, 0.4, 0.0, 0.0]
+    P[2, :, 3] = 1.0
+    P[3, :, 3] = 1.0
+    R = np.array([[1.0, -1.0], [2.0, -1.0], [5.0, 5.0], [0.0, 0.0]])
+    m = mdp.TabularMDP(P, R, 1.0, np.array([False, False, False, True]))
+    loop = np.eye(2)[[1, 1, 0, 0]]
+    A, _, P_nn = _reduced(m, loop)
+    assert np.isclose(np.abs(np.linalg.eigvals(P_nn)).max(), 1.0)
+    assert np.linalg.matrix_rank(A) == 2
+    with pytest.raises(ValueError, match="reduced system .* singular"):
+        mdp.evaluate_policy(m, loop)
+    ends = np.eye(2)[[0, 0, 0, 0]]
+    assert np.allclose(mdp.evaluate_policy(m, ends), [1 + 0.5 * 4 + 0.5 * 5, 2 + 0.4 * 5, 5, 0])
+    assert np.allclose(mdp.evaluate_policy(m.with_gamma(0.9), loop),
+                       mdp.iterative_policy_evaluation(m.with_gamma(0.9), loop, tol=1e-13)[0])
+
+
 def test_q_from_v_hand_backup_and_identities():
     hand = mdp.TabularMDP(np.array([[[0, 0.8, 0.2]], [[0, 1.0, 0]], [[0, 0, 1.0]]]),
                           np.array([[1.0], [1.0], [0.0]]), 0.9)

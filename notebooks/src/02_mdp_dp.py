@@ -111,13 +111,9 @@ for label, make in [("row of P sums to 0.5", lambda: mdp.TabularMDP(bad_P, R, 0.
 # the episode. The recursion is how we compute it: one backward pass, $O(T)$ work. In code,
 # with `rewards[t]` $= r_{t+1}$, it reads `G[t] = rewards[t] + gamma * G[t+1]`.
 #
-# > **If you have seen** $G_t = r_0 + \gamma r_1 + \dots + \gamma^T r_T$ (or $G_t=\sum_{t=0}^T r_t$)
-# > **elsewhere:** that formula does not depend on $t$ at all, so every time step would get the
-# > same return. The return must *start at time $t$*: the first reward after $t$ gets weight
-# > $\gamma^0 = 1$, the next $\gamma$, and so on. And if you have read that the return is "the
-# > total probability given by the reward model" (a phrase from RLHF notes): the return is a
-# > discounted *sum of rewards*, whatever produces the rewards; probabilities enter only
-# > through the expectations in $V$ and $Q$.
+# Note that $G_t$ is a function of its start time: whatever $t$ is, the first reward after $t$
+# gets weight $\gamma^0 = 1$, the next one $\gamma$, and so on. Each time step of an episode
+# therefore has its own return.
 #
 # ### Exercise 1: discounted returns
 # Complete `discounted_returns(rewards, gamma)`. `rewards` has shape `[T]` or `[N, T]` (a batch
@@ -188,9 +184,10 @@ assert np.isclose(mdp.effective_horizon(0.9), 10) and np.isclose(mdp.effective_h
 # when every episode ends (an episodic task), because otherwise the sum need not converge. For
 # continuing tasks you need $\gamma < 1$.
 #
-# > **If you have seen** "$\gamma \in (0, 1]$" in one text and "$\gamma \in [0, 1)$" in another:
-# > both exclude a legitimate case. The full range is $[0, 1]$, with $\gamma = 1$ only for
-# > episodic tasks.
+# In MDP theory, as here, $\gamma$ is part of the *problem*: change it and the optimal policy
+# can change. (On episodic benchmarks such as CartPole in Part II, the quantity we report is the
+# undiscounted episode return, and a $\gamma < 1$ inside the learning algorithm becomes a knob
+# that trades bias for variance; notebooks 05 and 06 come back to this.)
 #
 # ## 3. Value functions: V, Q and the advantage A
 #
@@ -201,8 +198,7 @@ assert np.isclose(mdp.effective_horizon(0.9), 10) and np.isclose(mdp.effective_h
 # * The **advantage** $A^\pi(s, a) = Q^\pi(s, a) - V^\pi(s)$: how much better $a$ is than what
 #   $\pi$ does on average in $s$. It is a *relative* measure.
 #
-# > **If you have seen** $Q(s,a)$ called the "action advantage function": that is a mix-up.
-# > $Q$ is the action-*value* function; the advantage is $Q - V$.
+# $Q$ is a *value* (an expected return); the advantage is the *difference* $Q - V$.
 #
 # The three are tied together by two identities. Averaging $Q^\pi$ over the policy's own
 # actions gives $V^\pi$, and looking one step ahead from $(s, a)$ gives $Q^\pi$:
@@ -257,18 +253,44 @@ def policy_matrices(model, pi):
 policy_matrices = check("mdp.policy_matrices", policy_matrices)
 
 # %% [markdown]
+# ### Terminal states and the reduced system
+# A terminal state $s$ has value 0 by definition, so it needs no equation. Split the states into
+# the non-terminal set $N$ and the terminal set $T$, and write $\mathbf P_{NN}$ for the rows and
+# columns of $\mathbf P_\pi$ that belong to $N$ (and so on). The Bellman equation for the states
+# in $N$ reads
+# $$\mathbf V_N = \mathbf R_N + \gamma\,\mathbf P_{NN}\mathbf V_N + \gamma\,\mathbf P_{NT}
+#   \underbrace{\mathbf V_T}_{=\,0}
+#   \quad\Longrightarrow\quad
+#   (\mathbf I - \gamma\,\mathbf P_{NN})\,\mathbf V_N = \mathbf R_N ,$$
+# the **reduced system**: delete the rows *and* the columns of the terminal states, solve, and set
+# $\mathbf V_T = 0$. For $\gamma < 1$ the full system gives the same answer (a terminal row of
+# the full system reads $(1-\gamma)V(s) = 0$). For $\gamma = 1$ only the reduced system can work,
+# as the end of this section shows.
+#
 # ### Exercise 3: exact policy evaluation
-# Solve $(\mathbf I - \gamma\mathbf P_\pi)\mathbf V = \mathbf R_\pi$ with `np.linalg.solve`.
-# Do not form the inverse: `solve` uses an LU factorisation, which is cheaper (about a third of
-# the flops of `inv` followed by a product) and more accurate. The checks use $\gamma < 1$;
-# terminal states then get value 0 automatically, since their row reads $(1-\gamma)V(s) = 0$.
+# Solve the reduced system with `np.linalg.solve` and return the full vector $\mathbf V^\pi$
+# (shape `[S]`, zeros at the terminal states). `model.terminal` is a boolean mask of shape `[S]`;
+# `np.ix_` selects a sub-matrix from a row mask and a column mask. Do not form the inverse:
+# `solve` uses an LU factorisation, which is cheaper (about a third of the flops of `inv`
+# followed by a product) and more accurate. The checks include $\gamma = 1$ with policies that
+# end every episode with probability 1.
 
 # %%
 def evaluate_policy(model, pi):
-    """V^pi [S] from (I - gamma P_pi) V = R_pi."""
+    """Exact V^pi [S] from (I - gamma P_pi) V = R_pi restricted to the non-terminal states.
+
+    model: a TabularMDP (P [S, A, S], R [S, A], gamma, terminal [S] bool); pi: [S, A].
+    Returns V [S] with V[s] = 0 at terminal states. Domain: gamma < 1, or gamma = 1 with a
+    policy that reaches a terminal state with probability 1 from every non-terminal state
+    (otherwise the reduced system is singular).
+    """
     ### BEGIN SOLUTION
     P_pi, R_pi = policy_matrices(model, pi)
-    return np.linalg.solve(np.eye(model.n_states) - model.gamma * P_pi, R_pi)
+    live = ~model.terminal
+    A = np.eye(live.sum()) - model.gamma * P_pi[np.ix_(live, live)]
+    V = np.zeros(model.n_states)
+    V[live] = np.linalg.solve(A, R_pi[live])
+    return V
     ### END SOLUTION
 
 
@@ -329,13 +351,12 @@ axes[1].legend()
 plt.show()
 
 # %% [markdown]
-# ### When is $\mathbf I - \gamma \mathbf P_\pi$ invertible?
+# ### When can the system be solved?
 # $\mathbf P_\pi$ is a stochastic matrix, so every eigenvalue has $|\lambda| \le 1$ and those of
 # $\gamma\mathbf P_\pi$ have $|\lambda| \le \gamma$. For $\gamma < 1$, 1 is never an eigenvalue of
 # $\gamma\mathbf P_\pi$, so $\mathbf I - \gamma\mathbf P_\pi$ is invertible, with
 # $(\mathbf I-\gamma\mathbf P_\pi)^{-1} = \sum_k \gamma^k \mathbf P_\pi^k$ (the expected
-# discounted number of visits). As $\gamma \to 1$ it becomes ill-conditioned, and at
-# $\gamma = 1$ it is singular whenever some state never reaches a terminal state.
+# discounted number of visits). As $\gamma \to 1$ it becomes ill-conditioned:
 
 # %%
 print(f"spectral radius of gamma P_pi: {np.abs(np.linalg.eigvals(0.9 * P_pi)).max():.3f}")
@@ -344,37 +365,116 @@ for g in (0.5, 0.9, 0.99, 0.999):
     print(f"gamma = {g:<5}: condition number of I - gamma P_pi = {c:8.1f}  (1/(1-gamma) = "
           f"{1 / (1 - g):6.0f})")
 
-# Deterministic GridWorld, gamma = 1, and a policy that always walks "up" into the top edge:
-gw1 = mdp.TabularMDP.from_gymnasium(gym.make("rlcourse/GridWorld-v0"), gamma=1.0)
-always_up = np.eye(4)[np.zeros(gw1.n_states, int)]
-P_up, R_up = policy_matrices(gw1, always_up)
+# %% [markdown]
+# **At $\gamma = 1$ two matrices must be told apart.**
+# * The **full** matrix $\mathbf I - \mathbf P_\pi$ is singular for *every* policy as soon as
+#   there is a terminal state: a terminal state is absorbing, so its row of $\mathbf P_\pi$ is
+#   the unit vector $e_s$ and its row of $\mathbf I - \mathbf P_\pi$ is zero. That says nothing
+#   about whether the policy ends its episodes.
+# * The **reduced** matrix $\mathbf I - \mathbf P_{NN}$ (terminal rows and columns removed) is
+#   where termination shows. Row $s$ of $\mathbf P_{NN}$ sums to the probability of *not*
+#   terminating on the next step, and $[\mathbf P_{NN}^k]_{ss'}$ is the probability of being in
+#   $s'$ after $k$ steps without having terminated. If from every non-terminal state the policy
+#   reaches a terminal state with probability 1, then $\mathbf P_{NN}^k \to 0$, the spectral
+#   radius $\rho(\mathbf P_{NN})$ is below 1 and
+#   $(\mathbf I - \mathbf P_{NN})^{-1} = \sum_{k\ge0} \mathbf P_{NN}^k$ exists: its entry
+#   $[s, s']$ is the expected number of visits to $s'$ before the episode ends. If instead some
+#   set of non-terminal states can hold the agent forever, the rows of that set sum to 1 within
+#   the set, $\mathbf P_{NN}$ has the eigenvalue 1, and the reduced matrix is singular.
+#
+# We check both claims on an open 3x4 grid (no interior walls: the course GridWorld keeps its
+# wall cells in the table as absorbing placeholders, which would need removing as well), with
+# `slip=0.2` and $\gamma = 1$. The uniformly random policy wanders, but it reaches the exit with
+# probability 1. The policy "always up" bumps into the top edge (−5 per bump) and, since a slip
+# only moves it sideways, it never comes down again.
+
+# %%
+open_grid = rlcourse.envs.GridWorld(("S...", "....", "...G"), slip=0.2)
+P_o, R_o, term_o = open_grid.transition_table()
+og = mdp.TabularMDP(P_o, R_o, gamma=1.0, terminal=term_o)
+live = ~og.terminal  # the non-terminal states N
+policies = {"uniform random": mdp.uniform_policy(og),
+            "always up": np.eye(4)[np.zeros(og.n_states, int)]}
+reduced = {}
+for name, pi in policies.items():
+    P_pi_o, R_pi_o = policy_matrices(og, pi)
+    full = np.eye(og.n_states) - P_pi_o
+    reduced[name] = (full[np.ix_(live, live)], R_pi_o[live])  # delete terminal rows + columns
+    rho_nn = np.abs(np.linalg.eigvals(P_pi_o[np.ix_(live, live)])).max()
+    print(f"{name:14s}: terminal row of I - P_pi = {full[og.terminal][0]}; rank of the full "
+          f"matrix {np.linalg.matrix_rank(full)} of {og.n_states}, of the reduced one "
+          f"{np.linalg.matrix_rank(reduced[name][0])} of {live.sum()}; rho(P_NN) = {rho_nn:.4f}")
+    assert np.linalg.matrix_rank(full) < og.n_states  # singular, whatever the policy
+    assert (rho_nn < 1 - 1e-3) == (name == "uniform random")
+
 try:
-    np.linalg.solve(np.eye(gw1.n_states) - P_up, R_up)
+    np.linalg.solve(np.eye(og.n_states) - policy_matrices(og, policies["uniform random"])[0],
+                    policy_matrices(og, policies["uniform random"])[1])
 except np.linalg.LinAlgError as err:
-    print(f"np.linalg.solve: LinAlgError: {err}")
+    print(f"full system, uniform random policy: np.linalg.solve raises LinAlgError: {err}")
+else:
+    raise AssertionError("the full system must be singular at gamma = 1")
+
+# %% [markdown]
+# For the terminating policy the reduced system has a unique solution. Your `evaluate_policy`
+# solves it; we compare the result with two methods that never touch the matrix: iterative
+# evaluation (section 5) and Monte Carlo from every state (episodes cut at 300 steps; the
+# probability of still running then is at most $\rho(\mathbf P_{NN})^{300}$ up to a constant).
+
+# %%
+V_open = evaluate_policy(og, policies["uniform random"])
+V_open_it, sweeps_open = mdp.iterative_policy_evaluation(og, policies["uniform random"],
+                                                          tol=1e-12)
+V_open_mc, sem_open = mdp.mc_policy_values(og, policies["uniform random"], n_episodes=200,
+                                           horizon=300, rng=rng, returns_fn=discounted_returns)
+z_open = (V_open_mc[live] - V_open[live]) / sem_open[live]
+print("V (reduced solve), 3x4 grid:\n", V_open.reshape(3, 4).round(2))
+print(f"max |reduced solve - iterative ({sweeps_open} sweeps)| = "
+      f"{np.abs(V_open - V_open_it).max():.1e}; Monte Carlo: max |z| = {np.abs(z_open).max():.2f}")
+assert np.abs(V_open - V_open_it).max() < 1e-8 and np.abs(z_open).max() < 4.0
+
+A_up, b_up = reduced["always up"]
 try:
-    mdp.evaluate_policy(gw1, always_up)
+    V_up = np.linalg.solve(A_up, b_up)
+    print(f"always up, reduced system: np.linalg.solve returns without an error, max |V| = "
+          f"{np.abs(V_up).max():.1e} (a pivot that should be 0 is a rounding error; these are not values)")
+except np.linalg.LinAlgError as err:
+    print(f"always up, reduced system: np.linalg.solve raises LinAlgError: {err}")
+try:
+    mdp.evaluate_policy(og, policies["always up"])
 except ValueError as err:
     print(f"rlcourse.mdp.evaluate_policy: ValueError: {err}")
 else:
     raise AssertionError("a never-ending policy with gamma = 1 must be rejected")
 
 # %% [markdown]
+# Two lessons. First, at $\gamma = 1$ the meaningful statement is about the reduced system:
+# it is solvable exactly when the policy terminates with probability 1 (not necessarily within a
+# bounded number of steps: the random walk can take arbitrarily long). Second, floating point
+# does not always notice a singular matrix: with the slip probabilities the LU factorisation may
+# meet a tiny rounding error instead of an exact zero pivot and return huge numbers. The
+# reference `rlcourse.mdp.evaluate_policy` therefore checks *structurally*, by a reachability
+# search on $\mathbf P_\pi$, whether every state can reach a terminal state before it solves.
+#
 # ### The cost of the exact solution
 # Solving an $n\times n$ dense system by LU factorisation takes about $\tfrac23 n^3$
-# floating-point operations, so the time should grow like $n^3$. We time it on random dense
-# MDPs (every transition possible) and fit the slope of $\log t$ against $\log n$. The timing
-# calls the same LAPACK routine as `np.linalg.solve`, through torch pinned to **one thread**:
-# multithreaded BLAS on a machine shared with other jobs gives erratic times, one thread
-# gives the cost of the algorithm.
+# floating-point operations (flops). We time it on random dense MDPs (every transition
+# possible) and fit the slope of $\log t$ against $\log n$. The timing calls the same LAPACK
+# routine as `np.linalg.solve`, through torch pinned to **one thread**: multithreaded BLAS on a
+# machine shared with other jobs gives erratic times. Since
+# $t = \tfrac23 n^3 / (\text{flop rate})$, the fitted slope is exactly $3$ minus the slope of the
+# log flop rate: the time grows like $n^3$ only where the rate is constant.
 
 # %%
 sizes = np.array([200, 400, 600, 800, 1200, 1600])
 times = mdp.time_policy_evaluation(sizes, rng, repeats=3)
 slope = mdp.loglog_slope(sizes, times)
-for n, t in zip(sizes, times):
-    print(f"n = {n:5d}: {1e3 * t:7.1f} ms  ({2 / 3 * n ** 3 / t / 1e9:5.1f} GFLOP/s)")
-print(f"log-log slope: {slope:.2f}")
+gflops = 2 / 3 * sizes.astype(float) ** 3 / times / 1e9
+slope_rate = mdp.loglog_slope(sizes, gflops)
+for n, t, r in zip(sizes, times, gflops):
+    print(f"n = {n:5d}: {1e3 * t:7.1f} ms  ({r:5.1f} GFLOP/s)")
+print(f"measured in this range: time ~ n^{slope:.2f}; flop rate ~ n^{slope_rate:.2f}; "
+      f"3 - ({slope_rate:.2f}) = {3 - slope_rate:.2f}")
 t_solve, t_inv = (mdp.time_policy_evaluation([800], rng, repeats=3, method=m)[0]
                   for m in ("solve", "inv"))
 print(f"n = 800: solve {1e3 * t_solve:.1f} ms, inverse + product {1e3 * t_inv:.1f} ms "
@@ -388,14 +488,20 @@ ax.set_ylabel("seconds per solve")
 ax.set_title("Exact policy evaluation: time vs number of states")
 ax.legend()
 plt.show()
-assert 2.0 < slope < 4.5
+assert np.isclose(slope, 3 - slope_rate)  # the decomposition is exact
+assert slope > 2.0  # more than quadratic: the n^3 flops, not the n^2 data, set the cost
 
 # %% [markdown]
-# The slope is close to 3. It is rarely exactly 3: small matrices run below the peak flop rate
-# (which pulls the slope down) and large ones outgrow the CPU caches (which pushes it up).
-# The message stands either way: a table of $10^6$ states would need $\sim 10^{18}$ flops
-# per solve and $10^{12}$ numbers of memory. Together with the fact that $P$ and $R$ are
-# usually *unknown*, that is why the rest of the course learns from samples.
+# The printed exponent is what this machine's BLAS gives in this range of $n$, and it is
+# usually not 3. The flop count is exactly cubic; what varies is the rate at which one core
+# executes those flops. Small systems run below the peak rate (per-call overheads, blocked
+# kernels that cannot yet fill the vector units), so a rate that *rises* with $n$ pulls the
+# exponent below 3; large systems outgrow the CPU caches, so a rate that *falls* pushes it above
+# 3. Larger sizes would cost more than this notebook's time budget, and on a shared machine
+# timings also carry noise, so we assert only what holds robustly: the time grows faster than $n^2$, and the exponent is 3
+# minus the rate's exponent. The message stands either way: a table of $10^6$ states would need
+# $\sim 10^{18}$ flops per solve and $10^{12}$ numbers of memory. Together with the fact that
+# $P$ and $R$ are usually *unknown*, that is why the rest of the course learns from samples.
 #
 # ## 5. Iterative policy evaluation
 #
@@ -454,7 +560,7 @@ assert np.abs(V_it - V_pi).max() < 1e-8
 # a **$\gamma$-contraction** in the sup norm: $|\max_a x_a - \max_a y_a| \le \max_a |x_a - y_a|$, so
 # $\|T^*V - T^*U\|_\infty \le \gamma \|V - U\|_\infty$. Iterating it from any start converges to
 # the unique fixed point $V^*$: that is **value iteration**,
-# $V_{k+1}(s) = \max_a \sum_{s'} P(s'\mid s,a)\,[r + \gamma V_k(s')]$.
+# $V_{k+1}(s) = \max_a \big[R(s, a) + \gamma \sum_{s'} P(s'\mid s,a)\,V_k(s')\big]$.
 #
 # ### Exercise 4: the optimality backup
 # Return $T^*V$ as an array of shape `[S]`: $\max_a [R(s,a) + \gamma \sum_{s'} P(s'|s,a)V(s')]$
@@ -611,7 +717,9 @@ for name, kwargs in (("4x4", {}), ("8x8", {"map_name": "8x8"})):
 # a *discounted* success, $\mathbb E[\gamma^{T-1}\,\mathbf 1\{\text{goal}\}]$, which is below the
 # success probability. To compare with a success rate we evaluate the same policy with
 # $\gamma = 1$: with reward 1 at the goal only, $V^\pi(\text{start})$ is then the probability of
-# ever reaching the goal. But gymnasium's FrozenLake **stops every episode after 100 steps**
+# ever reaching the goal. Your `evaluate_policy` can compute it, because in the slippery lake the
+# greedy policy ends every episode (in a hole or at the goal) with probability 1, so the reduced
+# system is regular: the printout shows $\rho(\mathbf P_{NN}) < 1$. But gymnasium's FrozenLake **stops every episode after 100 steps**
 # (`truncated=True`), for the 8x8 map too. The matching DP quantity is the 100-step value:
 # 100 Bellman backups from $V = 0$ with $\gamma = 1$, which is the probability of reaching the
 # goal *within 100 steps*. We play 1000 episodes of the greedy policy in the real environment.
@@ -621,18 +729,22 @@ t0 = time.perf_counter()
 n_play = 1000
 for name, d in lake.items():
     m1 = d["mdp"].with_gamma(1.0)
-    d["p_inf"] = mdp.evaluate_policy(m1, d["pi"])[0]
+    P_l, _ = policy_matrices(m1, d["pi"])
+    rho_l = np.abs(np.linalg.eigvals(P_l[np.ix_(~m1.terminal, ~m1.terminal)])).max()
+    assert rho_l < 1 - 1e-6  # the policy terminates with probability 1: gamma = 1 is fine
+    d["p_inf"] = evaluate_policy(m1, d["pi"])[0]
     d["p_100"] = mdp.finite_horizon_values(m1, d["pi"], horizon=100)[0]
     returns, lengths, cut = mdp.run_policy(d["env"], d["pi"].argmax(axis=1), n_play, seed=0)
     d["sim"], d["cut"] = returns.mean(), cut.mean()
     d["se"] = np.sqrt(d["p_100"] * (1 - d["p_100"]) / n_play)
-    print(f"FrozenLake {name}: P(goal, no time limit) = {d['p_inf']:.3f}, P(goal within 100 "
+    print(f"FrozenLake {name}: rho(P_NN) = {rho_l:.4f}; P(goal, no time limit) = {d['p_inf']:.3f}, P(goal within 100 "
           f"steps) = {d['p_100']:.3f}, simulated success = {d['sim']:.3f} ± {d['se']:.3f} "
           f"({d['cut']:.0%} of episodes cut at 100 steps)")
     assert abs(d["sim"] - d["p_100"]) < 4 * d["se"]
 print(f"simulation took {time.perf_counter() - t0:.1f} s")
 assert lake["8x8"]["p_inf"] - lake["8x8"]["p_100"] > 0.1
 assert lake["8x8"]["sim"] < lake["8x8"]["p_inf"] - 0.1
+assert lake["8x8"]["cut"] > 2 * lake["4x4"]["cut"]
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1, 1.2]})
 labels = ["V*(start), gamma 0.99", "P(goal), no limit", "P(goal) in 100 steps", "simulated"]
@@ -654,10 +766,10 @@ print("8x8 map (S start, F frozen, H hole, G goal):")
 print("\n".join(desc[i:i + 8] for i in range(0, 64, 8)))
 
 # %% [markdown]
-# On 4x4 the time limit costs a little (about 10% of the episodes are cut); on 8x8 it costs a
-# lot: the policy is cautious (it walks along edges so that a slip cannot drop it into a hole),
-# so it needs many steps, and more than a quarter of the episodes run out of time before
-# reaching the goal. The simulation matches the 100-step DP value, not the infinite-horizon one. Note
+# On 4x4 the time limit costs little; on 8x8 it costs a lot (the fractions of episodes cut are
+# printed above): the policy is cautious (it walks along edges so that a slip cannot drop it
+# into a hole), so it needs many steps, and many episodes run out of time before reaching the
+# goal. The simulation matches the 100-step DP value, not the infinite-horizon one. Note
 # also that the time limit makes the real problem non-stationary: the best action can depend
 # on how many steps are left, which a policy of the state alone cannot express.
 #
@@ -675,11 +787,57 @@ print("\n".join(desc[i:i + 8] for i in range(0, 64, 8)))
 # Value-based methods derive the policy from a value function (greedy or $\varepsilon$-greedy);
 # policy-based ones parametrise the policy; actor-critic does both.
 #
-# > **If you have read** that "value-based methods are more stable": with function
-# > approximation, bootstrapping and off-policy data together (the *deadly triad*), value-based
-# > methods such as Q-learning can diverge, and deep Q-networks need target networks and replay
-# > to stay stable. Policy-gradient methods such as PPO are often considered the more stable
-# > choice, at the price of more samples. Neither is "more stable" in general.
+# Which family is "more stable" in practice is a question for function approximation; notebook
+# 04 takes it up.
+#
+# ## Common misconceptions
+#
+# * "$G_t = r_0 + \gamma r_1 + \dots$" (a return that starts at time 0 whatever $t$ is).
+#   The return starts at its own time step, $G_t = \sum_{k\ge0}\gamma^k r_{t+k+1}$, so every
+#   step of an episode has its own return; computed backwards in section 2. <!-- E-01 -->
+# * "$\gamma \in (0, 1]$" or "$\gamma \in [0, 1)$". The full range is $[0, 1]$: $\gamma = 0$ is a
+#   myopic agent, and $\gamma = 1$ is allowed when every episode ends; continuing tasks need
+#   $\gamma < 1$ (section 2). <!-- E-02 -->
+# * "$Q(s, a)$ is the action advantage function". $Q$ is the action-*value* function; the
+#   advantage is $A = Q - V$, which averages to zero under the policy (section 3). <!-- E-03 -->
+# * "At $\gamma = 1$, $\mathbf I - \mathbf P_\pi$ is singular only for policies that never end".
+#   With absorbing terminal states the full matrix is singular for every policy; the statement
+#   is true of the reduced system over the non-terminal states (section 4).
+#
+# ## What to remember
+#
+# * A finite MDP is $(\mathcal S, \mathcal A, P, R, \gamma)$; here `P[s, a, s']`, `R[s, a]` and
+#   a mask of absorbing, zero-reward terminal states. $R(s,a) = \sum_{s'}P(s'|s,a)R(s,a,s')$.
+# * $G_t = r_{t+1} + \gamma G_{t+1}$, one backward pass; in code `G[t] = rewards[t] + gamma * G[t+1]`.
+# * $\gamma \in [0, 1]$; effective horizon $1/(1-\gamma)$; $\gamma = 1$ only for tasks that end.
+# * $V^\pi(s) = \sum_a \pi(a|s) Q^\pi(s,a)$, $Q^\pi(s,a) = R(s,a) + \gamma\sum_{s'}P(s'|s,a)V^\pi(s')$,
+#   $A^\pi = Q^\pi - V^\pi$ with $\mathbb E_{a\sim\pi}[A^\pi(s,a)] = 0$.
+# * Bellman expectation equation in matrix form: $(\mathbf I - \gamma\mathbf P_\pi)\mathbf V^\pi
+#   = \mathbf R_\pi$. Solve it on the non-terminal states, $(\mathbf I - \gamma\mathbf P_{NN})
+#   \mathbf V_N = \mathbf R_N$, with `solve`, never `inv`.
+# * At $\gamma = 1$ the reduced system is regular iff the policy terminates with probability 1;
+#   $(\mathbf I - \mathbf P_{NN})^{-1}$ counts expected visits before the end.
+# * An exact solve costs $\tfrac23 n^3$ flops and $n^2$ memory; measured times follow $n^3$ only
+#   where the flop rate is constant.
+# * The expectation and optimality backups are $\gamma$-contractions in the sup norm: iterative
+#   evaluation and value iteration converge at least like $\gamma^k$.
+# * $V^*(s) = \max_a [R(s,a) + \gamma\sum_{s'}P(s'|s,a)V^*(s')]$; any policy greedy for $Q^*$ is
+#   optimal (unique up to ties).
+# * Policy iteration: few exact evaluations; value iteration: many cheap sweeps; same $V^*$.
+# * Check a model's answer against the real environment: a time limit changes what "success"
+#   means (the 100-step value, not the infinite-horizon one).
+#
+# ## Further reading
+#
+# * Sutton & Barto (2018), *Reinforcement Learning: An Introduction*, 2nd ed., chapter 3: finite
+#   MDPs, returns, episodic vs continuing tasks, Bellman equations.
+# * Sutton & Barto (2018), chapter 4: policy evaluation, policy improvement, policy and value
+#   iteration, generalised policy iteration.
+# * Bellman (1957), *Dynamic Programming*: the origin of the optimality principle and the
+#   recursive equations.
+# * Howard (1960), *Dynamic Programming and Markov Processes*: policy iteration.
+# * Puterman (1994), *Markov Decision Processes: Discrete Stochastic Dynamic Programming*: the
+#   rigorous theory (existence of optimal policies, convergence, the undiscounted case).
 #
 # ## Interview questions
 #
@@ -698,9 +856,11 @@ print("\n".join(desc[i:i + 8] for i in range(0, 64, 8)))
 #
 # $\gamma \in [0, 1]$ (discounting keeps sums finite, expresses a preference for earlier
 # reward and sets how far the agent looks ahead). $\gamma = 1$ only when every episode
-# terminates; for continuing tasks
-# the undiscounted sum can diverge and $\mathbf I - \mathbf P_\pi$ is singular, so $\gamma < 1$
-# is needed. The effective horizon is $1/(1-\gamma)$.
+# terminates; for continuing tasks the undiscounted sum can diverge, so $\gamma < 1$ is needed.
+# In matrix terms: at $\gamma = 1$ the full $\mathbf I - \mathbf P_\pi$ is singular for every
+# policy once there are absorbing terminal states, and the reduced system over the non-terminal
+# states is regular exactly when the policy terminates with probability 1. The effective
+# horizon is $1/(1-\gamma)$.
 # </details>
 #
 # 3. What do $V$, $Q$ and $A$ each measure, and why does $\mathbb E_{a\sim\pi}[A^\pi(s,a)] = 0$?
@@ -738,14 +898,14 @@ print("\n".join(desc[i:i + 8] for i in range(0, 64, 8)))
 #
 # <details><summary>Answer</summary>
 #
-# Policy iteration needs few iterations (here fewer than 10) because each evaluates the policy
+# Policy iteration needs few iterations (a handful in section 8) because each evaluates the policy
 # exactly, but each costs a linear solve ($O(n^3)$). Value iteration does many cheap
 # $O(|S|^2|A|)$ sweeps. Both reach the same $V^*$; their policies agree up to ties. Modified
 # policy iteration (a few evaluation sweeps per improvement) sits in between.
 # </details>
 #
-# 7. The DP value of FrozenLake 8x8 says the policy reaches the goal ~89% of the time, but in
-# gymnasium it succeeds ~63% of the time. Is the DP wrong?
+# 7. On FrozenLake 8x8 the DP value (with $\gamma = 1$) says the greedy policy reaches the goal
+#    far more often than it does when played in gymnasium. Is the DP wrong?
 #
 # <details><summary>Answer</summary>
 #

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rlcourse import mdp
-from rlcourse.exercises import expect_close, expect_true, register
+from rlcourse.exercises import CheckFailure, expect_close, expect_true, register
 
 NB = "02_mdp_dp"
 
@@ -90,23 +90,52 @@ def _(fn: Callable) -> None:
             expect_close(out[1], R_exp, f"{what}, {kind}: R_pi [S]")
 
 
+def _terminal_in_middle(gamma: float) -> mdp.TabularMDP:
+    """4 states x 2 actions; states 1 and 3 are terminal, so the terminal mask is not a tail."""
+    P = np.array([
+        [[0.2, 0.3, 0.4, 0.1], [0.0, 0.5, 0.5, 0.0]],
+        [[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],
+        [[0.5, 0.0, 0.25, 0.25], [0.1, 0.6, 0.2, 0.1]],
+        [[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]],
+    ])
+    R = np.array([[1.0, -2.0], [0.0, 0.0], [3.0, 0.5], [0.0, 0.0]])
+    return mdp.TabularMDP(P, R, gamma, np.array([False, True, False, True]))
+
+
+def _iterated_values(m: mdp.TabularMDP, pi: np.ndarray, sweeps: int = 3000) -> np.ndarray:
+    """V^pi by fixed-point iteration from V = 0, independent of any linear solve."""
+    P_pi = np.einsum("sa,sat->st", pi, m.P)
+    R_pi = np.einsum("sa,sa->s", pi, m.R)
+    V = np.zeros(m.n_states)
+    for _ in range(sweeps):
+        V = np.where(m.terminal, 0.0, R_pi + m.gamma * P_pi @ V)
+    return V
+
+
 @register("mdp.evaluate_policy", notebook=NB, reference=mdp.evaluate_policy,
-          hint="Build (P_pi, R_pi) with policy_matrices and solve the linear system "
-               "(I - gamma P_pi) V = R_pi with np.linalg.solve.")
+          hint="Build (P_pi, R_pi) with policy_matrices, keep only the rows and columns of the "
+               "non-terminal states (a boolean mask and np.ix_), solve (I - gamma P_NN) V_N = R_N "
+               "with np.linalg.solve, and put V_N into a zero vector of length S. The full "
+               "S x S system is singular at gamma = 1.")
 def _(fn: Callable) -> None:
     chain = mdp.TabularMDP(np.array([[[0.0, 1.0]], [[0.0, 1.0]]]), np.array([[1.0], [2.0]]), 0.5)
     expect_close(fn(chain, np.ones((2, 1))), [3.0, 4.0],
                  "2-state chain s0 -> s1 -> s1 ..., rewards 1 then 2 forever, gamma=0.5")
     for m, what in ((_toy_mdp(0.9), "3-state toy MDP, gamma=0.9"),
                     (_random_mdp(0.8), "5x3 random MDP, gamma=0.8"),
-                    (_random_mdp(0.0), "5x3 random MDP, gamma=0")):
+                    (_random_mdp(0.0), "5x3 random MDP, gamma=0"),
+                    (_toy_mdp(1.0), "3-state toy MDP, gamma=1 (every episode ends)"),
+                    (_random_mdp(1.0), "5x3 random MDP, gamma=1 (every episode ends)"),
+                    (_terminal_in_middle(1.0), "4-state MDP whose terminal states are 1 and 3, "
+                                               "gamma=1")):
         pi = _random_policy(m.n_states, m.n_actions)
-        P_pi = np.einsum("sa,sat->st", pi, m.P)
-        R_pi = np.einsum("sa,sa->s", pi, m.R)
-        V = np.zeros(m.n_states)
-        for _ in range(400):  # fixed-point iteration, independent of the linear solve
-            V = R_pi + m.gamma * P_pi @ V
-        expect_close(fn(m, pi), V, f"{what}, a stochastic policy", atol=1e-6)
+        try:
+            got = fn(m, pi)
+        except np.linalg.LinAlgError as err:
+            raise CheckFailure(f"{what}: your function raised LinAlgError ({err}). With "
+                               "gamma = 1 the rows of terminal states are zero in the full "
+                               "system; solve the reduced system on non-terminal states.") from None
+        expect_close(got, _iterated_values(m, pi), f"{what}, a stochastic policy", atol=1e-6)
 
 
 @register("mdp.bellman_optimality_backup", notebook=NB, reference=mdp.bellman_optimality_backup,
