@@ -16,12 +16,14 @@
 #    estimate against the exact gradient of a small MDP (autograd and finite differences);
 # 3. implement REINFORCE through its surrogate loss, with the right sign, mask and
 #    normalisation;
-# 4. explain why reward-to-go is unbiased (causality) and why discounting is a different,
-#    biased choice;
+# 4. explain why reward-to-go is unbiased (causality), and what discounting changes: it is
+#    biased for the undiscounted return, and without a $\gamma^t$ factor it is not the gradient of
+#    the discounted objective either;
 # 5. prove that a baseline leaves the gradient unbiased, compute the variance-optimal constant
 #    baseline, and show how a bad one *adds* variance;
-# 6. see the always-positive-reward pathology on a bandit, and solve CartPole-v1 with
-#    REINFORCE and a learned value baseline.
+# 6. see the always-positive-reward pathology on a bandit, collect a batch of whole episodes
+#    without favouring short ones, and solve CartPole-v1 with REINFORCE and a learned value
+#    baseline.
 #
 # **Notation.** As in the rest of the course, in the theory the reward after action $a_t$ is
 # $r_{t+1}$; in code arrays are aligned by step, so `rewards[t]` is the reward that follows
@@ -44,10 +46,9 @@ gen = torch.Generator().manual_seed(0)
 # %% [markdown]
 # ## 1. Why not just differentiate the reward?
 #
-# A natural first attempt, sketched in more than one set of notes on robot walking (the robot
-# maps its sensor readings to motor commands, observes the reward, "takes the gradient of the
-# reward with respect to the weights" and updates): compute the reward, call `backward()`,
-# step. It fails for two separate reasons.
+# Picture a walking robot whose network maps sensor readings to motor commands. A natural
+# first attempt: run it, compute the reward, "take the gradient of the reward with respect to
+# the weights", call `backward()`, step. It fails for two separate reasons.
 #
 # 1. **The environment is a black box.** `env.step` is a simulator (or the real world) that
 #    returns plain numbers. There is no computation graph from the weights to the reward.
@@ -251,16 +252,32 @@ assert torch.allclose(-th.grad, by_hand, atol=1e-12)
 # Dropping them gives the **reward-to-go** estimator, still unbiased and with less noise:
 # $$\hat g = \frac1N \sum_n \sum_t \hat Q_t^n \nabla \log \pi(a^n_t \mid s^n_t), \qquad
 #   \hat Q_t = \sum_{t'=t}^{T-1} r_{t'+1}.$$
-# **Discounting** is a different step: weighting $\hat Q_t = \sum_{t' \ge t}
-# \gamma^{t'-t} r_{t'+1}$ with $\gamma < 1$ shrinks the influence of distant rewards. That
-# lowers the variance further but changes what is estimated: it is a *biased* estimate of the
-# gradient of the undiscounted $J$ (a tuning choice, like a shorter effective horizon).
+# Reward-to-go is exact: an action cannot influence rewards paid before it was taken, so those
+# terms are pure noise with mean zero.
 #
-# > **If you have seen** reward-to-go justified as "rewards closer to the action matter more",
-# > or reward-to-go and discounting introduced as one step: that mixes two ideas. Reward-to-go
-# > is exact: an action cannot influence rewards that were paid before it was taken, so those
-# > terms are pure noise with mean zero. Discounting is an approximation that trades bias for
-# > variance. Below both are measured on the toy MDP.
+# **Discounting** is a different step: weighting $\hat Q^\gamma_t = \sum_{t' \ge t}
+# \gamma^{t'-t} r_{t'+1}$ with $\gamma < 1$ shrinks the influence of distant rewards. What
+# that means depends on the task.
+#
+# * In MDP theory (notebook 02) and in continuing tasks, $\gamma$ is part of the problem: the
+#   objective is $J_\gamma(\theta) = \mathbb E\big[\sum_t \gamma^t r_{t+1}\big]$.
+# * On an episodic benchmark such as CartPole, the quantity we report and care about is the
+#   *undiscounted* episode return $J$. A $\gamma < 1$ inside the learner is then a
+#   bias-variance knob (an effective horizon of about $1/(1-\gamma)$ steps): it lowers the
+#   variance, and the estimate is *biased* for $\nabla J$, a bias that no amount of data
+#   removes.
+#
+# There is a second catch. Differentiating $J_\gamma$ with the same log-derivative steps gives
+# $$\nabla_\theta J_\gamma = \mathbb E\Big[\sum_t \gamma^t\, \hat Q^\gamma_t\,
+#   \nabla_\theta \log \pi_\theta(a_t \mid s_t)\Big]$$
+# (Sutton & Barto, section 13.3): a decision taken at time $t$ only affects $J_\gamma$ through
+# rewards already discounted by $\gamma^t$. The estimator used in practice,
+# $\sum_t \hat Q^\gamma_t \nabla \log \pi(a_t \mid s_t)$, drops that $\gamma^t$. It works well, but
+# it is not the gradient of $J_\gamma$, and in general not the gradient of any objective (Nota
+# & Thomas, 2020). Only plain Monte-Carlo REINFORCE with $\gamma = 1$, with or without a state
+# baseline, is an unbiased estimate of the gradient of the undiscounted return; discounting, a
+# learned critic that bootstraps (notebook 06) and GAE with $\lambda < 1$ all add bias. Below
+# both reward-to-go and discounting are measured on the toy MDP.
 #
 # ### Exercise 3: reward-to-go
 # Complete `reward_to_go(rewards, gamma)`: `rewards` is a `[B, T]` tensor, one episode per row
@@ -336,6 +353,7 @@ for kind in kinds:
 
 var_full, var_rtg = table["full return R(τ)"]["var"], table["reward-to-go"]["var"]
 var_v = table["reward-to-go − V(s_t)"]["var"]
+print(f"the state baseline V(s_t) divides the variance of reward-to-go by {var_rtg / var_v:.1f}")
 assert var_full > var_rtg > table["discounted, γ=0.5"]["var"]
 assert table["reward-to-go"]["bias"] < 1e-12 and table["reward-to-go − V(s_t)"]["bias"] < 1e-12
 assert table["discounted, γ=0.5"]["bias"] > 0.05
@@ -362,6 +380,28 @@ plt.show()
 # large enough batch the unbiased estimators win. The state-dependent baseline is by far the
 # largest reduction here.
 #
+# The missing $\gamma^t$, exactly: on the toy MDP, autograd through the enumerated
+# $J_\gamma = \sum_\tau p_\theta(\tau)\,(r_1 + \gamma r_2)$ gives $\nabla J_\gamma$. The
+# expectation of the usual discounted estimator misses it; weighting step $t$ by $\gamma^t$ hits
+# it.
+
+# %%
+gamma_toy = 0.5
+th = theta.clone().requires_grad_(True)
+p_th = traj_all.p_env * pg.policy_log_prob(th, traj_all).exp()
+discount = gamma_toy ** torch.arange(2, dtype=torch.float64)  # gamma^t for t = 0, 1
+g_discounted_J = torch.autograd.grad((p_th * (traj_all.rewards * discount).sum(dim=1)).sum(),
+                                     th)[0]
+G_gamma = reward_to_go(traj_all.rewards, gamma_toy)
+expected = {name: pg.gradient_moments(pg.per_sample_gradients(theta, traj_all, w, score_function),
+                                      p_all).mean
+            for name, w in (("usual", G_gamma), ("with gamma^t", G_gamma * discount))}
+gap = {name: float((m - g_discounted_J).norm()) for name, m in expected.items()}
+print(f"|E[usual estimator] - grad J_gamma| = {gap['usual']:.4f}; "
+      f"|E[gamma^t-weighted estimator] - grad J_gamma| = {gap['with gamma^t']:.1e}; "
+      f"|E[usual estimator] - grad J (undiscounted)| = {table['discounted, γ=0.5']['bias']:.4f}")
+assert gap["with gamma^t"] < 1e-12 and gap["usual"] > 0.01
+
 # ## 5. Baselines
 #
 # **The zero-mean lemma.** For any state $s$,
@@ -401,12 +441,8 @@ assert float(exact_mean.abs().max()) < 1e-15 and mc_z < 4.5
 # a return average weighted by the squared score norm, close to but not equal to
 # $\mathbb E[R]$. The variance is a parabola in $c$, so a *bad* $c$ makes things worse: at
 # $c = 2c^*$ it is back to the no-baseline variance, and beyond that it is higher.
-#
-# > **If you have seen** "subtracting a correlated variable must reduce the variance, as long
-# > as $c$ is chosen well": only a suitable $c$ helps, and $c^* = \mathrm{Cov}/\mathrm{Var}$
-# > is the best one; a badly scaled baseline increases the variance. And the reason a baseline
-# > is allowed at all is the unbiasedness above ($\mathbb E[\nabla\log\pi] = 0$), which such
-# > arguments often leave out.
+# Two separate facts, then: a baseline is *allowed* because it leaves the expectation unchanged
+# ($\mathbb E[\nabla\log\pi] = 0$), and it *helps* only when $c$ is near $c^*$.
 #
 # ### Exercise 4: the optimal constant baseline
 # Complete `optimal_baseline(scores, returns)`: `scores` has shape `[N, ...]` (one score vector
@@ -469,15 +505,15 @@ plt.show()
 # $$\nabla_\theta J = \mathbb E\Big[\sum_t \nabla_\theta \log \pi_\theta(a_t \mid s_t)\,
 #   A^\pi(s_t, a_t)\Big].$$
 # The sign now says "better or worse than this policy usually does from here", which is what
-# the update needs. It is the last row of the variance table above: the exact $V$ cut the
-# variance by a factor of about 12 relative to reward-to-go alone.
+# the update needs. It is the last row of the variance table above: the exact $V$ divided the
+# variance of reward-to-go by the factor printed under the table.
 #
-# > **If you have seen** $R(\tau^n) - b$ called "the advantage function": it is an advantage
-# > *estimate*, and a noisy one. It is unbiased for $A^\pi(s_t, a_t)$ only with reward-to-go
-# > and $b = V^\pi(s_t)$; with the whole-episode return it also carries the rewards before $t$.
-# > Likewise, derivations that jump straight from $R(\tau)$ to $A(s_t, a_t)$ "to reduce
-# > variance" skip the two steps that make it legal: causality (reward-to-go) and the
-# > zero-mean baseline lemma.
+# Note what is an estimate and what is a function. $\hat Q_t - V^\pi(s_t)$ is a one-sample
+# *estimate* of $A^\pi(s_t, a_t)$, unbiased only because $\hat Q_t$ is the reward-to-go and the
+# baseline is $V^\pi(s_t)$; $R(\tau) - b$ also carries the rewards paid before $t$ and is a much
+# noisier estimate. And the road from $R(\tau)$ to the advantage form took two steps, each
+# proved above: causality (section 4) removes the past rewards, and the zero-mean lemma allows
+# the baseline.
 #
 # ### The always-positive-reward pathology
 # Without a baseline, if every reward is positive, every sampled action gets its probability
@@ -532,9 +568,11 @@ plt.show()
 # `pg.train` puts the pieces together:
 #
 # 1. reset 8 CartPole copies (a numpy-vectorised env) and run them, with one batched policy
-#    call per step, until every copy has finished at least one episode; keep every *complete*
-#    episode (gymnasium's next-step autoreset inserts one fake step after each episode end,
-#    which the `StepMask` flags and we drop);
+#    call per step, until every copy has finished its first episode; keep exactly that episode
+#    from each copy (`pg.collect_episodes`). A copy that finishes early starts another episode
+#    while it waits for the slowest; those steps are thrown away but still counted as env
+#    steps. (Gymnasium's next-step autoreset also inserts one fake step after each episode end,
+#    which the `StepMask` flags and we drop.)
 # 2. pad the episodes into `[B, T]` tensors with a mask; compute the reward-to-go with
 #    $\gamma = 0.99$ using your `reward_to_go` (for an episode cut by the 500-step time limit,
 #    $\gamma V_\phi$ of the final observation is added to the last reward: the episode did not
@@ -543,10 +581,67 @@ plt.show()
 # 4. one Adam step (lr $10^{-2}$, gradient norm clipped at 1) on your `reinforce_loss`, and
 #    5 Adam steps on the value loss.
 #
-# Here $\gamma = 0.99$ is the variance-reducing discount of section 4: we knowingly estimate a
-# slightly biased gradient. Training stops when the mean return of the last 20 episodes
-# reaches 475 ("solved"). Three seeds, and for comparison three seeds of plain REINFORCE
-# (reward-to-go, no baseline, no normalisation) with a budget of 60,000 steps.
+# **Step 1: a batch must be a fair sample of episodes.** The estimator is an average over
+# episodes drawn from $p_\theta(\tau)$, so the rule that decides which episodes enter the batch
+# must not look at their lengths. A tempting rule does: run the copies until each has finished
+# one episode, and keep *every* episode finished by then. A copy whose first episode was short
+# has time for a second and a third short one before the slowest copy ends, while a long
+# episode is kept at most once, so short episodes are over-represented (the *inspection
+# paradox*), and so is whatever the policy does in them. Keeping the first $k$ episodes of every
+# copy, decided in advance, is fair: each copy's episodes are independent draws from
+# $p_\theta$. Simulated with episode lengths drawn from a geometric distribution with mean 22
+# (about what a random CartPole policy gives), 8 copies, one autoreset step between episodes:
+
+# %%
+rng = np.random.default_rng(0)
+lengths = rng.geometric(1 / 22, size=(4000, 8, 200))  # batches, copies, consecutive episodes
+ends = np.cumsum(lengths + 1, axis=2) - 1  # the step at which each episode ends
+slowest = ends[:, :, 0].max(axis=1)  # the slowest copy's first episode ends here
+mean_first = float(lengths[:, :, 0].mean())
+mean_all_finished = float(lengths[ends <= slowest[:, None, None]].mean())
+print(f"true mean length 22 | first episode of every copy: {mean_first:.1f} | every episode "
+      f"finished when the slowest copy's first one ends: {mean_all_finished:.1f}")
+assert abs(mean_first - 22) < 0.3 and mean_all_finished < 22 * 0.85
+
+# %% [markdown]
+# **Step 3: normalising uses a baseline that contains the sample itself.** Subtracting the batch
+# mean of the advantages (or of the returns) is a batch-constant baseline, but unlike the
+# leave-one-out baseline of the bandit it includes the sample it is subtracted from, so it
+# depends on that sample's action. That makes the estimate slightly biased, by a term of order
+# $1/B$. On the bandit the expectation can be enumerated over every batch of arms: with the
+# batch mean, the expected update is exactly $(B-1)/B$ times the true gradient (shrunk, same
+# direction); with leave-one-out it is exact. Dividing by the batch standard deviation is a
+# data-dependent step size that also depends on the sample itself. With $B = 8$ episodes and
+# hundreds of steps per batch the effect is small, and `pg.train` accepts it for the stable
+# scale of its updates.
+
+# %%
+z_bandit = torch.tensor([0.5, 0.0, -0.5], dtype=torch.float64)
+pi_bandit = torch.softmax(z_bandit, dim=-1)
+mu = arm_means.double()
+grad_J = pi_bandit * (mu - (pi_bandit * mu).sum())  # exact gradient of sum_a pi_a mu_a
+for B in (2, 4, 8):
+    arms = torch.cartesian_prod(*[torch.arange(3)] * B)  # every batch of B arms, [3^B, B]
+    p_batch = pi_bandit[arms].prod(dim=1)
+    r = mu[arms]  # the noise is independent of the arm, so it averages out exactly
+    sc = score_function(z_bandit.expand(*arms.shape, 3), arms)  # [3^B, B, 3]
+    for name, b in (("batch mean", r.mean(dim=1, keepdim=True)),
+                    ("leave-one-out", (r.sum(dim=1, keepdim=True) - r) / (B - 1))):
+        update = (p_batch[:, None] * ((r - b)[..., None] * sc).mean(dim=1)).sum(dim=0)
+        ratio = float(update @ grad_J / (grad_J @ grad_J))
+        err = float((update - ratio * grad_J).norm())
+        print(f"B = {B}, {name:13s}: E[update] = {ratio:.4f} x true gradient (residual {err:.0e})")
+        assert err < 1e-12
+        assert abs(ratio - ((B - 1) / B if name == "batch mean" else 1.0)) < 1e-12
+
+# %% [markdown]
+# **γ.** CartPole is episodic, and what we report is the undiscounted return. So
+# $\gamma = 0.99$ here is the bias-variance knob of section 4 (an effective horizon of about 100
+# steps), not part of the task; with it, and without the $\gamma^t$ factor as is usual, the
+# update is knowingly a biased estimate of $\nabla J$. The bootstrap at the time limit uses the
+# learned $V_\phi$, another small bias. Training stops when the mean return of the last 20
+# episodes reaches 475 ("solved"). Three seeds, and for comparison three seeds of plain
+# REINFORCE (reward-to-go, no baseline, no normalisation) with a budget of 60,000 steps.
 
 # %%
 # The networks are tiny, so the CPU is faster than a GPU here; pg.train(device="cuda") runs the
@@ -594,23 +689,28 @@ print(f"value baseline: solved after {n_solve} episodes (median {median_episodes
 assert all(n is not None and n <= 400 for n in n_solve)
 assert min(eval_returns) >= 400
 none_solved = sum(n is not None for n in episodes["no baseline"])
+print(f"no baseline: {none_solved} of 3 runs solved within 60,000 steps")
+assert none_solved < 3
 
 # %% [markdown]
-# **Benchmark (measured outside this notebook with the same defaults, on a shared 2-core
-# CPU).** `python -m rlcourse.bench reinforce --seeds 10` solved all 10 seeds (0-9): 151 to 288
-# episodes (median 190), 29k to 89k env steps (median 35.7k), and every greedy 100-episode
-# evaluation averaged at least 494. Seeds 10-29 also all solved within 400 episodes (median
-# 180). Two ablations over seeds 0-19, same code path:
-#
-# | variant | solved within 400 episodes | median episodes to solve |
-# |---|---|---|
-# | learned $V$ baseline + normalised advantages (default) | 20 / 20 | 187 |
-# | learned $V$ baseline, no normalisation | 20 / 20 | 180 |
-# | no $V$, returns normalised per batch | 17 / 20 | 171 |
-# | no baseline, no normalisation (150k-step budget) | 13 / 20 | 298 (4 never solved) |
-#
-# Normalising the returns of a batch subtracts their mean, which is itself a (batch-constant)
-# baseline; it gets most of the speed, and the learned $V(s)$ removes the slow tail.
+# **Benchmark.** `python -m rlcourse.bench reinforce --seeds 10` trains the same defaults on
+# seeds 0-9 and evaluates each greedy policy on 100 fresh episodes; `make bench` stores the
+# result in `results/bench/`, read here:
+
+# %%
+bench = rlcourse.results.load_bench("reinforce", "CartPole-v1")
+bench_steps = [r["steps_to_solve"] for r in bench["seeds"] if r["solved"]]
+print(f"benchmark, seeds 0-{len(bench['seeds']) - 1}: {len(bench_steps)}/{len(bench['seeds'])} "
+      f"solved, env steps to solve {min(bench_steps) / 1e3:.1f}k to {max(bench_steps) / 1e3:.1f}k"
+      f" (median {bench['median_steps_to_solve'] / 1e3:.1f}k); greedy 100-episode evaluation "
+      f"at least {min(r['eval_mean_return'] for r in bench['seeds']):.0f}")
+
+# %% [markdown]
+# Those env steps include the steps thrown away while copies wait for the slowest one (step
+# 1), so they compare fairly with the other algorithms of the course, which use every step.
+# Plain REINFORCE, without a baseline and without normalisation, solved fewer of its three runs
+# within its 60,000-step budget (printed above): the learned $V(s)$ and the normalisation make
+# the gradient estimate of a batch of 8 episodes quiet enough to be reliable.
 #
 # ## 7. Looking ahead: reusing samples from an older policy
 #
@@ -627,12 +727,7 @@ none_solved = sum(n is not None for n in episodes["no baseline"])
 # **action probabilities given the state**, $\pi_\theta(a_t \mid s_t)/\pi_{\theta'}(a_t \mid s_t)$,
 # weights the advantages of the *old* policy $A^{\theta'}$ (the samples come from $\theta'$), and
 # drops $d_\theta(s_t)/d_{\theta'}(s_t)$: an approximation that is good when the policies are close,
-# not an identity.
-#
-# > **If you have seen** the per-step ratio written as $P_\theta(s_t \mid a_t) /
-# > P_{\theta'}(s_t \mid a_t)$ (from the factorisation $P(s_t, a_t) = P(s_t \mid a_t)P(s_t)$):
-# > that conditions the wrong way round. The policy gives the probability of an action given
-# > the state; the ratio is $\pi_\theta(a_t \mid s_t)/\pi_{\theta'}(a_t \mid s_t)$.
+# not an identity. (A common way to get this ratio wrong is discussed in notebook 07.)
 #
 # On the toy MDP, exactly: the ratio of trajectory probabilities equals the product of policy
 # ratios, and the reweighted average of $R$ under the old policy is the new policy's $J$.
@@ -648,6 +743,60 @@ print(f"max |p_new/p_old - prod pi_new/pi_old| = {float((p_new / p_all - ratio).
 assert abs(J_is - J_new) < 1e-12
 
 # %% [markdown]
+# ## Common misconceptions
+#
+# * "Reward-to-go works because rewards close to an action matter more", or reward-to-go and
+#   discounting taught as one step. Reward-to-go is exact: rewards paid before $a_t$ have zero
+#   expected contribution to its score term. Discounting is a separate, biased choice. Both are
+#   measured in section 4. <!-- E-47 -->
+# * "Subtracting a correlated variable always reduces the variance if $c$ is tuned." Only a
+#   suitable $c$ helps: $c^* = \mathrm{Cov}/\mathrm{Var}$ is best, and beyond $2c^*$ the variance
+#   is larger than with no baseline. A baseline is allowed at all because
+#   $\mathbb E[\nabla \log\pi] = 0$ (section 5). <!-- E-40 -->
+# * "$R(\tau^n) - b$ is the advantage function." It is a noisy advantage *estimate*, unbiased for
+#   $A^\pi(s_t, a_t)$ only with reward-to-go and $b = V^\pi(s_t)$ (section 5, the advantage
+#   form). <!-- E-57 -->
+# * "Replace $R(\tau)$ by $A(s_t, a_t)$ to reduce variance", with nothing in between. Two proved
+#   steps make it legal: causality (section 4) and the zero-mean baseline lemma (section 5); the
+#   result is $\mathbb E_\tau[\sum_t A^\pi(s_t, a_t)\nabla\log\pi(a_t \mid s_t)]$, an expectation
+#   over the policy's own trajectories. <!-- E-19 -->
+# * "Keep every episode the envs have finished" when filling a batch. That over-represents short
+#   episodes; keep a number of episodes per env fixed in advance (section 6, step 1).
+#
+# ## What to remember
+#
+# * Objective $J(\theta) = \mathbb E_{\tau\sim p_\theta}[R(\tau)]$; the log-derivative trick gives
+#   $\nabla J = \mathbb E[R(\tau)\sum_t \nabla\log\pi_\theta(a_t \mid s_t)]$, and the dynamics drop out.
+# * Softmax score: $\nabla_z \log\pi(a) = \mathrm{onehot}(a) - \pi$; its mean under $\pi$ is 0.
+# * REINFORCE in code: minimise $-\frac1B\sum_{b,t} w_{b,t}\log\pi(a_{b,t} \mid s_{b,t})$ with the
+#   weights detached and padding masked; the loss value is not a performance measure.
+# * Reward-to-go $\hat Q_t = \sum_{t'\ge t} r_{t'+1}$ is unbiased (causality) and less noisy.
+# * A baseline $b(s_t)$ that does not depend on $a_t$ keeps the estimate unbiased; the best constant
+#   is $c^* = \mathbb E[\|g\|^2R]/\mathbb E[\|g\|^2]$, and a bad one adds variance.
+# * $\hat Q_t - V(s_t)$ estimates the advantage; a learned $V_\phi$ is regressed on $\hat Q_t$.
+# * $\gamma$: part of the problem in continuing tasks; on episodic benchmarks a bias-variance knob,
+#   biased for the undiscounted return. The true $\nabla J_\gamma$ has a $\gamma^t$ factor that
+#   practice drops.
+# * Only Monte-Carlo REINFORCE with $\gamma = 1$ (and a state baseline) is unbiased for $\nabla J$;
+#   discounting, bootstrapping critics, GAE with $\lambda<1$ and batch normalisation (an $O(1/B)$
+#   term) add bias.
+# * A batch must not depend on episode lengths: keep a fixed number of episodes per env.
+# * With positive rewards and no baseline, unsampled actions lose probability; small batches can
+#   lock in a bad action.
+# * REINFORCE is on-policy: one gradient step per batch; reuse needs the ratio
+#   $\pi_\theta(a \mid s)/\pi_{\theta'}(a \mid s)$ (notebook 07).
+#
+# ## Further reading
+#
+# * Sutton & Barto (2018), *Reinforcement Learning: An Introduction*, 2nd ed., chapter 13: the
+#   policy-gradient theorem, REINFORCE with baseline, and (section 13.3) where $\gamma^t$ enters.
+# * Williams (1992), "Simple statistical gradient-following algorithms for connectionist
+#   reinforcement learning": the original REINFORCE and its baseline.
+# * Greensmith, Bartlett & Baxter (2004), "Variance reduction techniques for gradient estimates
+#   in reinforcement learning": baselines as control variates and the optimal baseline.
+# * Nota & Thomas (2020), "Is the policy gradient a gradient?": why the usual discounted
+#   estimator without $\gamma^t$ is not the gradient of any objective in general.
+#
 # ## Interview questions
 #
 # 1. Why can't you train a policy by backpropagating the reward through the environment, and
@@ -690,8 +839,10 @@ assert abs(J_is - J_new) < 1e-12
 # No. Reward-to-go removes rewards received *before* $a_t$ from its weight; those terms have
 # expectation zero (causality plus $\mathbb E[\nabla\log\pi] = 0$), so it is unbiased.
 # Discounting down-weights *later* rewards; that changes the quantity being estimated, so it
-# is biased for the undiscounted objective (on the toy MDP with $\gamma = 0.5$ the bias has
-# norm 0.08, and it does not shrink with more data). It is a bias-variance trade-off, not a correction.
+# is biased for the undiscounted objective (section 4 measures the bias on the toy MDP, and it
+# does not shrink with more data). It is a bias-variance trade-off, not a correction. And the
+# usual discounted estimator, without a $\gamma^t$ factor, is not the gradient of the discounted
+# objective either.
 # </details>
 #
 # 5. Why does a baseline not bias the gradient? May it depend on the action?
@@ -733,8 +884,9 @@ assert abs(J_is - J_new) < 1e-12
 # Every sampled action is reinforced, and actions not in the batch lose probability through
 # the softmax normalisation, whatever their value. The expected update is still right, but
 # with small batches the noise dominates and runs can lock into a bad action (on the bandit
-# above, about 9% of runs without a baseline, none with one). A baseline makes the weights positive for
-# better-than-usual and negative for worse-than-usual actions.
+# above, a share of the runs without a baseline and none with the leave-one-out baseline). A
+# baseline makes the weights positive for better-than-usual and negative for worse-than-usual
+# actions.
 # </details>
 #
 # 9. The REINFORCE loss went up during training. Is the policy getting worse?
@@ -767,12 +919,15 @@ rlcourse.results.record(
     headline=(f"REINFORCE + value baseline solves CartPole-v1 in {median_episodes} episodes "
               f"(median of seeds 0-2, all <= 400; greedy eval >= {min(eval_returns):.0f}); "
               f"score-function gradient within {z:.1f} SE of exact; V(s) baseline cuts the "
-              f"gradient variance {var_ratio:.0f}x"),
+              f"gradient variance {var_ratio:.0f}x; keeping every finished episode would bias "
+              f"batch lengths to {mean_all_finished:.1f} vs 22"),
     metrics={"median_episodes_to_solve": median_episodes, "max_episodes_to_solve": max(n_solve),
              "min_greedy_eval": min(eval_returns), "score_z": z,
              "var_full": var_full, "var_rtg": var_rtg, "var_rtg_minus_v": var_v,
              "discount_bias": table["discounted, γ=0.5"]["bias"], "c_star": c_star,
              "bandit_locked_none": locked["none"], "bandit_locked_loo": locked["leave_one_out"],
-             "no_baseline_solved_of_3": none_solved},
+             "no_baseline_solved_of_3": none_solved,
+             "mean_length_first_episode": mean_first,
+             "mean_length_all_finished_rule": mean_all_finished},
 )
 print(f"total time {session.elapsed():.1f} s")
