@@ -358,11 +358,13 @@ print(f"slippery exit policy: MC {mc.mean:.3f} ± {mc.stderr:.3f} (your loop: {m
       f" exact V(start) = {exact[grid.start]:.3f}")
 assert np.allclose(mine, mc.returns)  # same seed, same episodes
 assert abs(mc.mean - exact[grid.start]) < 4 * mc.stderr
+assert exact[grid.start] < 0.5 * v_star[grid.start]  # slips into walls cost most of the value
 
 # %% [markdown]
 # The value is far below $V^*(\text{start})$ of the maze without slips (printed in section 5):
-# the hand-written path hugs walls, and every slip into one costs −5. A policy that is best without slips need not be best with them; finding
-# the best policy for the slippery maze is the job of notebook 02.
+# the hand-written path hugs walls, and every slip into one costs −5. A policy that is best
+# without slips need not be best with them; finding the best policy for the slippery maze is the
+# job of notebook 02.
 
 # %% [markdown]
 # ## 7. CartPole: continuous observations
