@@ -94,10 +94,7 @@ assert np.abs(V_mc[1:-1] - truth5).max() < 0.35
 # **sampled Bellman expectation backup**. If $s_{t+1}$ is terminal, $V(s_{t+1}) = 0$ by
 # definition, so the target is just $r_{t+1}$: the code multiplies by `(1 - terminated)`.
 #
-# > **If you have seen** $\delta_t = r_t + \gamma\,(V(s_{t+1}) - V(s_t))$ elsewhere: that puts
-# > $\gamma$ on $V(s_t)$ too, which is wrong whenever $\gamma < 1$. Only the *next* value is
-# > discounted: $\delta_t = r_{t+1} + \gamma V(s_{t+1}) - V(s_t)$ (written with $r_t$ when, as in
-# > code, the reward carries the index of the step that produced it).
+# Only the *next* value carries the discount $\gamma$; $V(s_t)$ enters undiscounted.
 #
 # ### Exercise 1: the TD error
 # Complete `td_error`. It must work elementwise on NumPy arrays (the experiment below calls it
@@ -163,6 +160,8 @@ for k in (1, 10, 100):
           f" | TD 1/N: bias^2 {td_n['bias2'][i]:.4f}, variance {td_n['var'][i]:.4f}")
 assert mc["var"][9] > 5 * td["var"][9]        # MC: high variance
 assert td["bias2"][9] > 10 * mc["bias2"][9]   # TD: biased early, by bootstrapping on V = 0
+print(f"constant alpha = 0.1: bias^2 averaged over episodes 81-100 = {td['bias2'][80:].mean():.4f}"
+      f" (decaying 1/N(s): {td_n['bias2'][80:].mean():.5f})")
 assert td_n["bias2"][99] < 0.002 and td_n["rms"][:, 99].mean() < 0.6 * td_n["rms"][:, 9].mean()
 
 # %% [markdown]
@@ -175,17 +174,16 @@ assert td_n["bias2"][99] < 0.002 and td_n["rms"][:, 99].mean() < 0.6 * td_n["rms
 # one random next state instead of a whole trajectory. (MC's small bias in the very first
 # episodes has a different, trivial cause: states not visited yet keep their initial 0.)
 #
-# > **If you have seen** "TD has high bias" elsewhere: that overstates it. The bias is
-# > transient, inherited from the current estimate, not built into the method. Tabular TD(0)
-# > converges to $V^\pi$ with probability 1 when every state keeps being visited and the step
-# > sizes satisfy $\sum_t \alpha_t = \infty$, $\sum_t \alpha_t^2 < \infty$ (e.g. $1/N(s)$, the
-# > green curves: its bias$^2$ keeps falling). A constant $\alpha$ only brings the estimate
-# > into a neighbourhood of $V^\pi$ of size $O(\alpha)$: it keeps fluctuating (the orange
-# > variance levels off) and keeps a small bias of the same order (the orange bias$^2$ levels
-# > off near $2\cdot10^{-3}$, and halving $\alpha$ roughly halves that bias: the states visited
-# > next are correlated with the latest updates). That residue comes from the constant step
-# > size and shrinks to 0 with $\alpha$.
-# > Bias that does *not* go away needs function approximation (a later notebook).
+# **How large is that bias, and does it last?** It is transient, inherited from the current
+# estimate, not built into the method. Tabular TD(0) converges to $V^\pi$ with probability 1
+# when every state keeps being visited and the step sizes satisfy $\sum_t \alpha_t = \infty$,
+# $\sum_t \alpha_t^2 < \infty$ (e.g. $1/N(s)$, the green curves: its bias$^2$ keeps falling). A
+# constant $\alpha$ only brings the estimate into a neighbourhood of $V^\pi$ of size
+# $O(\alpha)$: it keeps fluctuating (the orange variance levels off) and keeps a small bias of
+# the same order (the orange bias$^2$ levels off at the value printed above: the states visited
+# next are correlated with the latest updates). That residue comes from the constant step size
+# and shrinks to 0 with $\alpha$. Bias that does *not* go away needs function approximation
+# (notebook 04 onwards).
 #
 # ### 1.4 n-step TD: the dial between TD(0) and Monte Carlo
 # The **n-step return** uses $n$ real rewards and then bootstraps:
@@ -389,7 +387,7 @@ assert falls["q_learning"] > 2 * falls["sarsa"] and spread["q_learning"] > 1.5 *
 # walks along the cliff edge in 13 steps: that is $Q^*$ and its path is optimal. But the agent
 # *behaves* $\varepsilon$-greedily, and on the edge a random step (probability
 # $\varepsilon/4$ per step for "down") throws it off the cliff, so its online return is worse
-# and far more variable (about a quarter of its episodes contain a fall).
+# and far more variable (see the printed fraction of episodes with a fall).
 # SARSA's target $Q(s', a')$ includes the exploration the agent really does, so it values the
 # edge cells lower and learns the path that is best *for an $\varepsilon$-greedy agent*: a
 # detour one or two rows up. With $\varepsilon \to 0$ over time both would converge to the
@@ -455,22 +453,11 @@ assert taxi_greedy.mean() >= taxi_opt.mean() - 0.5
 # | Q-learning, DQN | off-policy | max-backup; replay buffer of old $\varepsilon$-greedy data |
 # | SAC, TD3, DDPG | off-policy | replay buffer; critics learn $Q$ of the current actor from old data |
 #
-# > **If you have seen** "off-policy collects data from another *reference model*" elsewhere:
-# > that mixes up two roles. Off-policy means the data come from a **behaviour policy**
-# > different from the **target policy**. In RLHF the *reference model* is the frozen SFT
-# > model that anchors the KL penalty; it does not collect data.
-# >
-# > **If you have seen** AlphaGo as the example of off-policy data reuse: it is a poor one.
-# > Its RL stage was policy-gradient self-play (on-policy), with tree search used at play
-# > time. DQN on Atari, learning from a replay buffer of old experience, is the standard
-# > example.
-# >
-# > **If you have seen** "value-based methods are more stable": with function approximation,
-# > bootstrapping and off-policy data together (the "deadly triad") value-based methods are
-# > the ones known to diverge; DQN needs a target network and replay to tame this, and PPO-style
-# > policy methods are usually regarded as the more stable choice. In the tabular cliff above,
-# > Q-learning's online return is the lower and noisier one, though there the noise comes from
-# > the risky path it learned under exploration, not from off-policy learning as such.
+# A third role appears in language-model alignment (Part III): the **reference model**, a frozen
+# copy of the starting model that anchors a KL penalty. It does not collect data, so it is
+# neither the behaviour nor the target policy. The standard example of off-policy learning is
+# DQN on Atari (notebook 04): it learns from a replay buffer of experience collected by older,
+# exploring versions of itself.
 #
 # **Online vs offline** is a separate axis: can the agent keep interacting to collect new
 # data (online), or does it learn from a fixed dataset (offline)?
@@ -578,12 +565,15 @@ assert weighted[8].var() < ordinary[8].var()
 # estimates stays near 1 for a while, but the *typical* (median) estimate falls below 1,
 # because the rare heavy-weight samples that pull the mean up are usually missing. The same
 # effect fools the measured ESS: for $\mu \ge 1.5$ it lies above the theory $N e^{-\mu^2}$
-# (at $\mu = 3$ the theory says $500\,e^{-9} \approx 0.06$, the samples claim about 10), because
+# (at $\mu = 3$ the theory says $500\,e^{-9} \approx 0.06$, while the measured ESS printed above
+# is far larger), because
 # the samples that would reveal how uneven the weights really are have not been drawn. A
 # "healthy-looking" sample ESS is no proof of a good estimate when the weights are heavy-tailed.
 #
-# This is why PPO keeps the new policy close to the old one and clips the ratio
-# $\pi_\theta/\pi_{\theta_\text{old}}$: it trades a little bias for bounded variance.
+# Importance sampling is also the starting point of PPO (notebook 07), whose ratio
+# $\pi_\theta(a_t|s_t)/\pi_{\theta_\text{old}}(a_t|s_t)$ is taken per step, for one action,
+# never multiplied along an episode. Its clip is not a variance fix: it keeps each update inside
+# a trust region around the old policy, as notebook 07 explains.
 #
 # ## 5. Potential-based reward shaping
 # Sparse rewards make learning slow, so it is tempting to add hints. **Potential-based
@@ -713,6 +703,54 @@ assert goal_rate["checkpoint bonus (+1)"] < 0.2 and maze.terminal[bonus_path].su
 # from a cell more than $\gamma/(1-\gamma) = 19$ steps away also earns a positive shaping
 # reward. And Q-learning with shaping from $Q_0 = 0$ behaves like unshaped Q-learning started
 # from $Q_0(s, a) = \Phi(s)$ (Wiewiora, 2003): shaping is a way to inject a value guess.
+#
+# ## Common misconceptions
+#
+# * "TD learning has high bias" (and "GAE is expensive"). TD's bias comes only from bootstrapping
+#   on an imperfect $V$; it fades as $V$ improves, and tabular TD(0) converges to $V^\pi$ under
+#   the usual step-size conditions (section 1.3). GAE, which mixes n-step returns, costs one
+#   backward pass, $O(T)$ (notebook 06). <!-- E-05 -->
+# * "Off-policy means learning from data of a reference model". Off-policy means the behaviour
+#   policy that collected the data differs from the target policy being learned; the RLHF
+#   reference model is a frozen KL anchor that collects nothing (section 3). <!-- E-37 -->
+# * "AlphaGo is the example of off-policy data reuse". Its reinforcement-learning stage was
+#   policy-gradient self-play, which is on-policy, with tree search at play time; DQN's replay
+#   buffer is the standard example (section 3). <!-- E-20 -->
+# * "PPO clips the ratio to bound the variance of importance sampling". PPO's ratio is per step
+#   and its clip enforces a trust region around the old policy (section 4; notebook 07).
+#
+# ## What to remember
+#
+# * Prediction estimates $V^\pi$; control improves the policy. Both can learn from samples only.
+# * MC target $G_t$: unbiased, high variance, available at the end of the episode.
+# * TD(0): $\delta_t = r_{t+1} + \gamma V(s_{t+1}) - V(s_t)$, $V(s_t) \leftarrow V(s_t) +
+#   \alpha\delta_t$; the target is biased by the error of $V(s_{t+1})$, low variance, online.
+# * Bootstrap only from non-terminal next states: multiply by `(1 - terminated)`.
+# * n-step returns $G_t^{(n)}$ interpolate between TD(0) ($n = 1$) and MC ($n = \infty$); an
+#   intermediate $n$ often wins, and the best $\alpha$ shrinks as $n$ grows.
+# * SARSA bootstraps on the next action taken (on-policy); Q-learning on $\max_{a'}Q(s', a')$
+#   (off-policy, learns $Q^*$). On Cliff Walking: SARSA the safe path, Q-learning the optimal one.
+# * Behaviour vs target policy defines on/off-policy; online vs offline is a separate axis.
+# * Importance sampling: $\mathbb E_p[f] = \mathbb E_q[(p/q) f]$ if $q > 0$ where $pf \ne 0$;
+#   variance grows fast with the mismatch; ESS $= (\sum w)^2 / \sum w^2$.
+# * Potential-based shaping $r + \gamma\Phi(s') - \Phi(s)$ keeps the optimal policy; other
+#   bonuses can be hacked.
+#
+# ## Further reading
+#
+# * Sutton & Barto (2018), chapter 5: Monte-Carlo prediction and control, and off-policy
+#   prediction by (ordinary and weighted) importance sampling.
+# * Sutton & Barto (2018), chapter 6: TD(0), SARSA, Q-learning, Cliff Walking, and the random
+#   walk example; chapter 7: n-step methods and the n-vs-$\alpha$ experiment.
+# * Sutton (1988), "Learning to predict by the methods of temporal differences", Machine
+#   Learning: the original TD paper.
+# * Watkins & Dayan (1992), "Q-learning", Machine Learning: the convergence proof of Q-learning.
+# * Ng, Harada & Russell (1999), "Policy invariance under reward transformations: theory and
+#   application to reward shaping", ICML: potential-based shaping and why it is safe.
+# * Wiewiora (2003), "Potential-based shaping and Q-value initialization are equivalent", JAIR:
+#   shaping as a value initialisation.
+# * Levine, Kumar, Tucker & Fu (2020), "Offline reinforcement learning: tutorial, review, and
+#   perspectives on open problems": the offline column of the table in section 3.
 #
 # ## 6. Interview questions
 # 1. What is the difference between MC and TD(0) prediction, in one sentence each about the
