@@ -77,6 +77,38 @@ def double_dqn_target(rewards: Tensor, next_q_online: Tensor, next_q_target: Ten
     return rewards.to(value.dtype) + gamma * (1.0 - terminated.to(value.dtype)) * value
 
 
+def n_step_target(rewards: Tensor, next_q: Tensor, terminated: Tensor, truncated: Tensor,
+                  gamma: float) -> Tensor:
+    """Multi-step DQN target from windows of n transitions starting at step t. -> [B].
+
+    Shapes: ``rewards``, ``terminated``, ``truncated`` [B, n]; ``next_q`` [B, n, A]. Index k of
+    a window is transition t+k: ``rewards[:, k]`` follows action a_{t+k} and ``next_q[:, k]``
+    holds the target net's Q-values of the state s_{t+k+1} it leads to. The window stops after
+    m steps at the first episode end (terminated or truncated), else m = n; flags after that
+    end are ignored. Then y = sum_{k<m} gamma^k r_{t+k} + gamma^m (1 - terminated_{t+m-1})
+    max_a next_q[:, m-1, a]: a termination inside the window removes the bootstrap, a
+    truncation still bootstraps from the final observation.
+    """
+    gamma = check_gamma(gamma)
+    if next_q.ndim != 3:
+        raise ValueError(f"next_q must have shape [batch, n, actions], got {tuple(next_q.shape)}")
+    for name, t in (("rewards", rewards), ("terminated", terminated), ("truncated", truncated)):
+        if tuple(t.shape) != tuple(next_q.shape[:2]):
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected "
+                             f"{list(next_q.shape[:2])} to match next_q {tuple(next_q.shape)}")
+    b, n = rewards.shape
+    ended = terminated.bool() | truncated.bool()
+    ended_before = torch.cumsum(ended.long(), dim=1) - ended.long()  # ends strictly before k
+    inside = ended_before == 0  # transition k belongs to the window
+    m = inside.long().sum(dim=1)  # window length, 1..n
+    discounts = gamma ** torch.arange(n, dtype=next_q.dtype)
+    rewards_part = (rewards.to(next_q.dtype) * discounts * inside).sum(dim=1)
+    last = (m - 1).unsqueeze(1)
+    alive = 1.0 - terminated.gather(1, last).squeeze(1).to(next_q.dtype)
+    boot = next_q.max(dim=2).values.gather(1, last).squeeze(1)
+    return rewards_part + gamma ** m.to(next_q.dtype) * alive * boot
+
+
 def dqn_loss(q_values: Tensor, actions: Tensor, targets: Tensor, huber: bool = False) -> Tensor:
     """Mean of 0.5 * squared error, or of the Huber loss (delta = 1), between Q(s, a) and y.
 
