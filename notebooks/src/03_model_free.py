@@ -564,11 +564,10 @@ assert weighted[8].var() < ordinary[8].var()
 # the estimate: the variance grows like $e^{\mu^2}$ and the ESS collapses. The *mean* of the
 # estimates stays near 1 for a while, but the *typical* (median) estimate falls below 1,
 # because the rare heavy-weight samples that pull the mean up are usually missing. The same
-# effect fools the measured ESS: for $\mu \ge 1.5$ it lies above the theory $N e^{-\mu^2}$
-# (at $\mu = 3$ the theory says $500\,e^{-9} \approx 0.06$, while the measured ESS printed above
-# is far larger), because
-# the samples that would reveal how uneven the weights really are have not been drawn. A
-# "healthy-looking" sample ESS is no proof of a good estimate when the weights are heavy-tailed.
+# effect fools the measured ESS: for large shifts it lies above the theory $N e^{-\mu^2}$ (at
+# $\mu = 3$ the theory says $500\,e^{-9} \approx 0.06$, while the measured ESS printed above is
+# far larger, and can never fall below 1), because the samples that would reveal how uneven
+# the weights really are have not been drawn. A "healthy-looking" sample ESS is no proof of a good estimate when the weights are heavy-tailed.
 #
 # Importance sampling is also the starting point of PPO (notebook 07), whose ratio
 # $\pi_\theta(a_t|s_t)/\pi_{\theta_\text{old}}(a_t|s_t)$ is taken per step, for one action,
