@@ -225,8 +225,8 @@ assert len(traj) == 7 and traj.rewards[-1] == 10 and traj.terminated[-1]
 # $$G_0=\sum_{k=0}^{T-1}\gamma^k r_{k+1}=r_1+\gamma r_2+\gamma^2 r_3+\dots,$$
 #
 # In the array convention `rewards[k]` holds $r_{k+1}$, so it carries the weight $\gamma^k$: the
-# first reward is not discounted. A return is a sum of rewards, so it can be any real number: negative here
-# whenever the agent bumps into walls. (Notebook 02 defines $G_t$ for every $t$.)
+# first reward is not discounted. A return is a sum of rewards, so it can be any real number
+# (negative here whenever the agent bumps into walls). Notebook 02 defines $G_t$ for every $t$.
 #
 # ### Exercise 2: `episode_return`
 
@@ -439,8 +439,8 @@ assert len(cut) == 6 and cut.truncated[-1] and not cut.terminated.any()
 # All inputs are arrays of length $T$ (steps from one or several episodes, possibly mixed):
 # `rewards[t]` $=r_{t+1}$, `next_values[t]` $=V(s_{t+1})$ (an estimate, whatever kind of state
 # $s_{t+1}$ is), and the two flags that `step` returned for step $t$. Return the target $y_t$
-# for every step. Decide from the two bullets above which flag, if any, removes the bootstrap
-# term.
+# for every step. Decide from the two bullets at the start of this section which flag, if any,
+# removes the bootstrap term.
 
 # %%
 def one_step_targets(rewards, next_values, terminated, truncated, gamma):
@@ -653,8 +653,8 @@ print(f"notebook ran in {session.elapsed():.1f} s")
 # The reward comes out of the environment, which we can sample but not differentiate: a
 # physics engine, a robot, a human, a reward model applied to sampled discrete tokens. Even in
 # simulation, discrete action choices make the return piecewise constant in the weights
-# (section 9; measured in notebook 05, section 1), so its gradient is zero or undefined. Policy gradients instead differentiate the
-# expected return of a stochastic policy, using
+# (section 9; measured in notebook 05, section 1), so its gradient is zero or undefined.
+# Policy gradients instead differentiate the expected return of a stochastic policy, using
 # $\nabla_\theta\mathbb{E}_{\tau\sim\pi_\theta}[G]=\mathbb{E}[G\,\nabla_\theta\log
 # \pi_\theta(\tau)]$, which needs only sampled returns and the policy's own log-probabilities.
 # </details>
@@ -666,6 +666,6 @@ print(f"notebook ran in {session.elapsed():.1f} s")
 # The seed initialises the environment's random generator. Later `reset()` calls continue the
 # same random stream, so the episodes are different but the whole run is reproducible. Passing
 # the same seed to every reset would replay identical randomness in every episode (useful only
-# when you want that on purpose, for example to compare parameters on identical episodes). The action space has
-# its own generator: seed it with `env.action_space.seed(...)`.
+# when you want that on purpose, for example to compare parameters on identical episodes).
+# The action space has its own generator: seed it with `env.action_space.seed(...)`.
 # </details>

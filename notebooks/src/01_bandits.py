@@ -286,7 +286,7 @@ assert testbed_stats["ε = 0 (greedy)"]["late_optimal"] < 0.45
 assert testbed_stats["ε = 0.01"]["final_optimal"] < e01["final_optimal"] - 0.1
 assert testbed_stats["decaying ε"]["late_reward"] > e01["late_reward"] + 0.05
 for eps in (0.1, 0.01):
-    print(f"ε = {eps}: at most {1 - eps + eps / K:.1%} optimal actions even with perfect estimates")
+    print(f"ε = {eps}: at most {1 - eps + eps / K:.1%} optimal actions, even knowing q*")
 
 # %% [markdown]
 # What the curves and the table say:
@@ -939,9 +939,10 @@ print(f"total time {session.elapsed():.1f} s")
 # TS is Bayesian (sample from the posterior, act greedily on the sample); UCB is frequentist
 # (act greedily on an upper confidence bound). TS randomises, which helps with delayed or batched
 # feedback; UCB is deterministic and easier to analyse. TS has no $c$ but needs a prior and a
-# likelihood model. In this notebook TS had much less regret than UCB1 with $c = \sqrt2$, while UCB with the best $c$ from a grid did about as well or somewhat better on
-# average, with a heavier tail (section 9). Default choice: TS with a weak conjugate prior, unless
-# you need deterministic decisions or a simple worst-case guarantee.
+# likelihood model. In this notebook TS had much less regret than UCB1 with $c = \sqrt2$, while
+# UCB with the best $c$ from a grid did about as well or somewhat better on average, with a
+# heavier tail (section 9). Default choice: TS with a weak conjugate prior, unless you need
+# deterministic decisions or a simple worst-case guarantee.
 # </details>
 #
 # 5. Why does the gradient bandit use a baseline? Does the baseline bias the update?
