@@ -89,8 +89,8 @@ def _(fn):
 
 
 @register("envs.episode_return", notebook=NB, reference=envs.episode_return,
-          hint="G_0 = r_1 + gamma r_2 + gamma^2 r_3 + ...: rewards[k] gets the weight gamma**k, "
-               "so the first reward is not discounted; include every reward.")
+          hint="The return starts at the first reward: each later reward is discounted once "
+               "more than the one before it, and the first one not at all.")
 def _(fn):
     cases = [([1.0, 2.0, 3.0], 1.0, 6.0), ([1.0, 2.0, 3.0], 0.5, 2.75),
              ([0.0, 0.0, 10.0], 0.9, 8.1), ([5.0], 0.0, 5.0), ([-5.0, 0.0, 10.0], 0.0, -5.0),
@@ -104,8 +104,9 @@ def _(fn):
 
 
 @register("envs.one_step_targets", notebook=NB, reference=envs.one_step_targets,
-          hint="y = r + gamma * (1 - terminated) * next_value. Only termination stops the "
-               "bootstrap; a truncated step still adds gamma * next_value.")
+          hint="For each flag, ask whether rewards would have followed s_{t+1}: if the task "
+               "really ended there, its future value is zero; if only a time limit stopped "
+               "the episode, the future still counts.")
 def _(fn):
     cases = [
         ("termination at the end", [1.0, 0.0, 2.0], [5.0, 6.0, 7.0], [0, 0, 1], [0, 0, 0], 0.9,
