@@ -35,6 +35,14 @@ def _weights_no_support_error(p, q):
     return np.divide(p, q, out=np.zeros(p.shape), where=q > 0)
 
 
+def _weights_first_zero_only(p, q):
+    """Checks the support only at q's first zero (q.argmin()), so a later violation slips by."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    if q.min() == 0 and p.flat[q.argmin()] > 0:
+        raise ValueError("support")
+    return np.divide(p, q, out=np.zeros(p.shape), where=q > 0)
+
+
 def _weights_inverted(p, q):
     p, q = np.asarray(p, float), np.asarray(q, float)
     if np.any((q == 0) & (p > 0)):
@@ -75,6 +83,7 @@ WRONG_ANSWERS = {
         "q-over-p": _weights_inverted,
         "nan-where-both-zero": _weights_no_zero_case,
         "no-support-error": _weights_no_support_error,
+        "support-checked-at-first-zero-only": _weights_first_zero_only,
     },
     "tabular.shaped_reward": {
         "gamma-on-current-potential": lambda r, p, p2, t, g: r + (1 - np.asarray(t, float)) * p2

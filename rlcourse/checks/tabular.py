@@ -80,8 +80,9 @@ def _(fn: Callable) -> None:
 
 
 @register("tabular.importance_weights", notebook=NB, reference=tabular.importance_weights,
-          hint="w = p / q (target over behaviour). Where p = q = 0 the weight is 0 (use "
-               "np.divide(..., where=q > 0)), and q = 0 < p must raise ValueError.")
+          hint="The weight says how much more likely the target policy is to take the action "
+               "than the behaviour policy was. An action neither policy takes gets weight 0; "
+               "one the target takes but the behaviour never does cannot be reweighted at all.")
 def _(fn: Callable) -> None:
     expect_close(fn(np.array([0.5, 0.25, 0.25]), np.array([0.25, 0.5, 0.25])), [2.0, 0.5, 1.0],
                  "importance_weights(p=[0.5, 0.25, 0.25], q=[0.25, 0.5, 0.25])")
@@ -90,12 +91,17 @@ def _(fn: Callable) -> None:
     p2, q2 = np.array([[0.1, 0.9], [0.6, 0.4]]), np.array([[0.2, 0.8], [0.3, 0.7]])
     expect_close(fn(p2, q2), p2 / q2, "2-D arrays p=[[0.1, 0.9], [0.6, 0.4]], "
                                       "q=[[0.2, 0.8], [0.3, 0.7]]")
+    for p, q in (([0.5, 0.5], [1.0, 0.0]), ([0.0, 0.5, 0.5], [0.0, 0.0, 1.0])):
+        _expect_support_error(fn, p, q)
+
+
+def _expect_support_error(fn: Callable, p: list[float], q: list[float]) -> None:
     try:
-        got = fn(np.array([0.5, 0.5]), np.array([1.0, 0.0]))
+        got = fn(np.array(p), np.array(q))
     except ValueError:
         return
-    raise CheckFailure("importance_weights(p=[0.5, 0.5], q=[1, 0]): expected a ValueError "
-                       f"(q = 0 where p > 0 breaks the support condition), got {got!r}")
+    raise CheckFailure(f"importance_weights(p={p}, q={q}): expected a ValueError (q = 0 where "
+                       f"p > 0 breaks the support condition), got {got!r}")
 
 
 @register("tabular.shaped_reward", notebook=NB, reference=tabular.shaped_reward,
