@@ -2,7 +2,7 @@
 # # 06 · Actor-critic and GAE
 #
 # REINFORCE (notebook 05) weights every log-probability by a whole Monte-Carlo return, which
-# is unbiased but noisy. An **actor-critic** method learns a second network, the *critic*
+# (with $\gamma = 1$) is an unbiased but noisy estimate of the policy gradient. An **actor-critic** method learns a second network, the *critic*
 # $V_\phi(s)$, and uses it twice: as a baseline, and to *bootstrap* (to replace the rest of a
 # return by an estimate). This notebook builds the estimators that sit between "one TD error"
 # and "the whole return" (n-step returns and GAE), gets the episode-end masks right, and
@@ -63,10 +63,27 @@ cpu_start = time.process_time()
 # sampled; $A$ is zero on average there, so only the *relative* quality of actions moves the
 # policy, and the variance drops.
 #
+# **Which objective, and what $\gamma$ does.** The task defines the objective. In MDP theory
+# (notebook 02) and in continuing tasks, $\gamma$ is part of the problem: the objective is the
+# discounted return $J_\gamma$. On an episodic benchmark such as CartPole the quantity we
+# report and care about is the *undiscounted* episode return; a $\gamma < 1$ inside the learner
+# (the course uses 0.99) is then a bias-variance knob with an effective horizon of about
+# $1/(1-\gamma)$ steps, and every estimator that uses it is biased for the undiscounted
+# objective. Even for $J_\gamma$, the usual estimator $\sum_t \hat A_t\,\nabla_\theta\log
+# \pi_\theta(a_t\mid s_t)$, with discounted returns or advantages $\hat A_t$, is not its
+# gradient: the true gradient of $J_\gamma$ weights step $t$ by an extra factor $\gamma^t$ (Sutton and Barto,
+# §13.3; Nota and Thomas, 2020), which practice drops. Dropping it works well, but the update
+# is then in general not the gradient of any objective. Only plain Monte-Carlo REINFORCE with
+# $\gamma = 1$ (optionally with a state baseline) is an unbiased estimate of the gradient of
+# the undiscounted return; discounting, a learned critic (bootstrapping) and GAE with
+# $\lambda < 1$ each add bias, in exchange for less variance.
+#
 # We do not know $A^\pi$. An actor-critic learns $V_\phi\approx V^\pi$ and uses the
 # **TD error**
 # $$\delta_t = r_t + \gamma\,V(s_{t+1}) - V(s_t).$$
-# If $V = V^\pi$ exactly, $\mathbb E[\delta_t\mid s_t,a_t] = Q^\pi(s_t,a_t) - V^\pi(s_t) =
+# It compares the one-step target $r_t+\gamma V(s_{t+1})$ with the current estimate
+# $V(s_t)$; $\gamma$ discounts only the *next* value, and the current estimate is not
+# discounted. If $V = V^\pi$ exactly, $\mathbb E[\delta_t\mid s_t,a_t] = Q^\pi(s_t,a_t) - V^\pi(s_t) =
 # A^\pi(s_t,a_t)$: the TD error is an unbiased, low-variance (one reward) sample of the
 # advantage. With an imperfect critic it is biased, and the rest of this notebook is about
 # trading that bias against variance.
@@ -74,16 +91,10 @@ cpu_start = time.process_time()
 # ### Exercise 1: TD errors
 # Complete `td_errors` for tensors of shape `[B, T]`. `terminated[:, t]` says that $s_{t+1}$
 # is terminal: its value is 0 whatever the critic says about that observation.
-#
-# > **If you have seen** $\delta_t = r_t + \gamma\,(V(s_{t+1}) - V(s_t))$ **elsewhere** (a
-# > study note writes "reward plus the value difference times the discount"): that is wrong.
-# > $\gamma$ multiplies only the *next* value. The TD error compares the one-step target
-# > $r_t+\gamma V(s_{t+1})$ with the current estimate $V(s_t)$, and the current estimate is
-# > not discounted. The check below contains a case where the two formulas differ.
 
 # %%
 def td_errors(rewards, values, next_values, terminated, gamma):
-    """delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t); all inputs [B, T]."""
+    """TD errors [B, T] from rewards, V(s_t), V(s_{t+1}), terminated (all [B, T]) and gamma."""
     ### BEGIN SOLUTION
     alive = 1.0 - terminated.to(rewards.dtype)
     return rewards + gamma * alive * next_values - values
@@ -97,17 +108,14 @@ td_errors = check("actor_critic.td_errors", td_errors)
 # values $V(s_1..s_3) = 1.5, 2.0, 0.5$, and the episode terminates after the third step, so
 # $V(s_4)=0$. The TD errors are
 # $\delta_1 = 1 + 0.9\cdot2.0 - 1.5 = 1.3$, $\delta_2 = 2 + 0.9\cdot0.5 - 2.0 = 0.45$ and
-# $\delta_3 = 0 + 0 - 0.5 = -0.5$. The wrong formula gives $1 + 0.9\cdot0.5 = 1.45$ for the
-# first step.
+# $\delta_3 = 0 + 0 - 0.5 = -0.5$.
 
 # %%
 W01 = dict(rewards=torch.tensor([[1.0, 2.0, 0.0]]), values=torch.tensor([[1.5, 2.0, 0.5]]),
            next_values=torch.tensor([[2.0, 0.5, 0.0]]),
            terminated=torch.tensor([[False, False, True]]))
 delta_w01 = td_errors(**W01, gamma=0.9)
-wrong_e42 = W01["rewards"] + 0.9 * (W01["next_values"] - W01["values"])
-print(f"TD errors:          {np.round(delta_w01[0].tolist(), 4)}")
-print(f"gamma on the diff.: {np.round(wrong_e42[0].tolist(), 4)}  (wrong)")
+print(f"TD errors: {np.round(delta_w01[0].tolist(), 4)}")
 assert torch.allclose(delta_w01, torch.tensor([[1.3, 0.45, -0.5]]))
 
 # %% [markdown]
@@ -210,22 +218,20 @@ assert worst < 1e-6 and td_target_gap < 1e-6
 # `dones` (terminated *or* truncated) cuts the recursion so that advantages never leak from
 # one episode into the next.
 #
-# > **If you have seen** "$\lambda$ is similar to the discount factor" **elsewhere:** it is
-# > not. $\gamma$ is part of the *problem*: it defines the return we are maximising and the
-# > value $V^\pi_\gamma$ we estimate. $\lambda$ only chooses *how to estimate* the advantage
-# > of that same problem, trading bias for variance; with a perfect critic every $\lambda$
-# > gives an unbiased advantage (section 4 measures this). They meet only as the product
-# > $\gamma\lambda$ in the recursion.
-# >
-# > The same notes call GAE "computationally expensive". It is one backward pass, $O(T)$
-# > per sequence, the same cost as computing the returns (measured below).
+# **$\gamma$ and $\lambda$ have different jobs.** $\gamma$ fixes *which* return the values
+# and advantages refer to (section 1: the objective on a continuing task, a horizon knob on
+# CartPole). $\lambda$ only chooses *how to estimate* the advantage for that same $\gamma$,
+# trading the critic's bias against the variance of many real rewards; with a perfect critic
+# every $\lambda$ gives an unbiased advantage (section 4 measures this). The two meet only as
+# the product $\gamma\lambda$ in the recursion. The recursion is also cheap: one backward pass,
+# $O(T)$ per sequence, the same cost as computing the returns (measured below).
 #
 # ### Exercise 3: GAE
 # Complete `gae` for `[B, T]` tensors. Use your `td_errors`, then one backward loop.
 
 # %%
 def gae(rewards, values, next_values, terminated, dones, gamma, lam):
-    """GAE advantages [B, T]: A_t = delta_t + gamma * lam * (1 - dones_t) * A_{t+1}."""
+    """GAE advantages [B, T]; inputs as in td_errors plus dones [B, T], gamma and lam."""
     ### BEGIN SOLUTION
     delta = td_errors(rewards, values, next_values, terminated, gamma)
     keep = 1.0 - dones.to(rewards.dtype)
@@ -242,9 +248,14 @@ gae = check("actor_critic.gae", gae)
 
 # %% [markdown]
 # ### W-01 reproduced
-# The seed's worked example computes discounted returns $G = (2.8, 2.0, 0.0)$ and Monte-Carlo
-# advantages $G - V = (1.3, 0.0, -0.5)$. GAE must give the TD errors at $\lambda=0$ and
-# exactly these advantages at $\lambda=1$:
+# The worked example computes discounted returns $G = (2.8, 2.0, 0.0)$ and Monte-Carlo
+# advantages $G - V = (1.3, 0.0, -0.5)$. Each $G_t$ is a *one-sample estimate* of
+# $Q^\pi(s_t,a_t)$ (section 1), not $Q^\pi$ itself: another episode from the same state and
+# action would give another number. GAE must give the TD errors at $\lambda=0$ and exactly
+# these advantages at $\lambda=1$. The example continues into PPO (notebook 07) with the
+# probability ratios $\pi_\theta(a_t|s_t)/\pi_\text{old}(a_t|s_t)$ = 0.25/0.20, 0.55/0.50 and
+# 0.20/0.30; the last one is exactly 2/3, so the surrogate term ratio $\times\,\hat A$ of
+# step 3 is computed from the exact ratio (printed last).
 
 # %%
 dones_w01 = W01["terminated"]
@@ -265,6 +276,11 @@ assert torch.allclose(G_w01, torch.tensor([[2.8, 2.0, 0.0]]))
 for lam, expected in W01_EXPECTED.items():
     assert torch.allclose(rows[lam], torch.tensor(expected), atol=1e-6), lam
 assert torch.allclose(rows[1.0] + W01["values"][0], torch.tensor([2.8, 2.0, 0.0]))
+ratio_3 = 0.20 / 0.30
+surrogate_3 = ratio_3 * float(rows[1.0][2])
+print(f"step 3: ratio {ratio_3:.6f} x advantage {float(rows[1.0][2]):.1f} = {surrogate_3:.6f} "
+      f"(= -1/3; rounding the ratio to 0.667 first gives {0.667 * float(rows[1.0][2]):.4f})")
+assert abs(surrogate_3 + 1 / 3) < 1e-6
 
 # %% [markdown]
 # The same two limits on a random batch with terminations *and* truncations: $\lambda=0$ is
@@ -397,7 +413,7 @@ assert best_lam[0.5] < best_lam[2.0] < best_lam[8.0]
 # %% [markdown]
 # With a perfect critic ($c=0$) every target is unbiased and the TD(0) target wins on
 # variance. The worse the critic, the more real rewards the best target uses: the optimal
-# $\lambda$ climbs from about 0.25 to 0.9. That is the rule of thumb "lower $\lambda$ when
+# $\lambda$ climbs with the critic's error (printed above). That is the rule of thumb "lower $\lambda$ when
 # the critic is accurate, raise it when it is not (or when rewards are sparse, so that the
 # critic learns slowly)". $\lambda=0.95$ is a *robust* default because early in training the
 # critic is poor; it is not optimal for every problem.
@@ -412,12 +428,12 @@ assert best_lam[0.5] < best_lam[2.0] < best_lam[8.0]
 # works:
 # * $\hat A_t$ and $\hat R_t$ are **constants**: they come from the critic, but the actor's
 #   term must not send gradient into the critic through $\hat A_t$, and the critic is trained
-#   by the semi-gradient of TD learning (no gradient through the bootstrapped target). In code:
-#   `.detach()` both.
-# * The signs: we *maximise* $\hat A\log\pi$ and the entropy and *minimise* the value error,
-#   so in a loss to minimise the actor and entropy terms carry a minus.
-# * The entropy bonus keeps the policy from collapsing onto one action too early. (On CartPole
-#   the course default is $c_H = 0$: with $c_H=0.01$, 9 of 10 seeds solved, more slowly.)
+#   by the semi-gradient of TD learning (no gradient through the bootstrapped target). Both
+#   are labels: no gradient may flow back through them.
+# * The signs: we want to *increase* $\hat A\log\pi$ and the entropy and *decrease* the
+#   value error, all with one loss that the optimiser minimises.
+# * The entropy bonus keeps the policy from collapsing onto one action too early. (The course
+#   default on CartPole is $c_H = 0$; `actor_critic.train(ent_coef=0.01)` shows the effect.)
 #
 # ### Exercise 4: the A2C loss
 # Complete `a2c_loss`. `logits` has shape `[..., n_actions]`, everything else `[...]` (here
@@ -484,8 +500,10 @@ print(actor_critic.Config())
 # %%
 solve_seeds = (0, 1, 2)
 runs = {}
+cpu_before_a2c = time.process_time()
 for seed in tqdm(solve_seeds, desc="A2C seeds"):
     runs[seed] = actor_critic.train(seed=seed, gae_fn=gae, loss_fn=a2c_loss, progress=False)
+cpu_per_step = (time.process_time() - cpu_before_a2c) / sum(r.total_steps for r in runs.values())
 for seed, res in runs.items():
     print(f"seed {seed}: solved after {res.steps_to_solve:,} env steps "
           f"({res.seconds_to_solve:.1f} s wall-clock)")
@@ -513,13 +531,49 @@ assert all(e.mean() >= 450 for e in evals.values())
 
 # %% [markdown]
 # **Benchmark.** `python -m rlcourse.bench a2c --seeds 10` trains seeds 0-9 with these
-# defaults: all 10 solved, after a median of 49.5k env steps (fastest 38k, slowest 90k), and
-# their greedy policies averaged 485 to 500 over 100 evaluation episodes. Seeds 10-19 (a
-# check that the defaults were not tuned to seeds 0-9): 10 of 10, median 66k, slowest 121k.
-# The learning rate sits near the edge of stability: with `lr=4e-3` one seed in ten
-# collapsed to a policy that drops the pole at once, and `lr=1e-3` with 8 environments solved
-# only 8 of 10 seeds within 200k steps. (Measured with `process_time`: about 35 µs of CPU per
-# environment step, so a typical solve costs 2 s of CPU.)
+# defaults and evaluates each greedy policy over 100 episodes; `make bench` stores the result,
+# and the next cell reads it, together with the stored REINFORCE benchmark of notebook 05.
+
+# %%
+def bench_summary(algo):
+    """One line on a stored CartPole benchmark; returns (line, median steps to solve)."""
+    b = rlcourse.results.load_bench(algo, "CartPole-v1")
+    steps = [r["steps_to_solve"] for r in b["seeds"] if r["solved"]]
+    evals_b = [r["eval_mean_return"] for r in b["seeds"]]
+    med = b["median_steps_to_solve"]
+    line = (f"{algo:9s}: solved {len(steps)}/{len(b['seeds'])} seeds, median "
+            + ("-" if med is None else f"{med / 1000:.1f}k")
+            + (f" env steps (fastest {min(steps) / 1000:.0f}k, slowest {max(steps) / 1000:.0f}k)"
+               if steps else " env steps")
+            + f"; greedy evaluation {min(evals_b):.0f} to {max(evals_b):.0f}")
+    return line, med
+
+
+a2c_line, a2c_median = bench_summary("a2c")
+pg_line, pg_median = bench_summary("reinforce")
+a2c_cfg = actor_critic.Config()
+print(a2c_line)
+print(pg_line)
+print(f"A2C: one gradient step per {a2c_cfg.num_envs * a2c_cfg.n_steps} env steps; this "
+      f"notebook's runs used {1e6 * cpu_per_step:.0f} µs of CPU per env step")
+if a2c_median and pg_median:
+    print(f"REINFORCE / A2C median steps to solve: {pg_median / a2c_median:.2f}")
+    assert 0.25 < pg_median / a2c_median < 4  # the same range, as the text says
+
+# %% [markdown]
+# Compare the two medians: plain REINFORCE with a fitted baseline is in the same range as A2C
+# on CartPole, which its reputation for high variance would not suggest. Three reasons:
+# * A2C takes *one* small gradient step per rollout of `num_envs` $\times$ `n_steps` env steps
+#   (printed above) and throws the rollout away; it is not built to squeeze the most out of
+#   each sample (PPO, notebook 07, reuses a batch for several epochs).
+# * REINFORCE updates on batches of *whole* episodes with a fitted value baseline (notebook
+#   05), so its returns contain no critic bias, and the baseline removes much of the variance.
+# * CartPole is short-horizon and dense: every step pays +1, an episode lasts at most 500
+#   steps, and $\gamma = 0.99$ limits the effective horizon to about 100 steps, so Monte-Carlo
+#   returns are far less noisy than on long, sparse tasks, where bootstrapping pays off.
+#
+# The course's learning rate `lr=3e-3` was chosen for this setup; run a few seeds with
+# `actor_critic.train(lr=...)` at other values to see how sensitive A2C is to it.
 
 # %% [markdown]
 # ## 7. Termination is not truncation: how much does it matter?
@@ -587,8 +641,8 @@ assert right["final"] > 90 and bias_final < -10
 # limit hit. The wrong critic was told that a state at time $t$ is worth only the rewards left
 # before the limit, the dotted curve, which falls to 1 at the last step. It cannot see the
 # clock, and this policy's states look alike at every time, so it can only fit the *average*
-# of the dotted curve (printed above): a systematic under-estimate of about a fifth, spread
-# over the whole state space. In training the damage compounds: every advantage is computed
+# of the dotted curve (printed above): a systematic under-estimate (its size is the bias
+# printed above), spread over the whole state space. In training the damage compounds: every advantage is computed
 # against that wrong baseline, and the wrong values are bootstrapped into every other target.
 
 # %% [markdown]
@@ -630,10 +684,66 @@ assert score[0.95] > score[0.0] and score[0.9] > score[0.0]
 # Small $\lambda$ barely learns within this budget: early in training the critic is poor, and
 # $\lambda=0$ advantages are built almost entirely from it (section 4: the bias of a TD
 # target is the critic's error). From $\lambda=0.9$ up the runs learn quickly, and the
-# ranking among 0.9, 0.95 and 1 changes from seed to seed (with seeds 2 and 3, $\lambda=1$
-# came out ahead): two seeds cannot separate them. Note that with `n_steps = 16`,
-# $\lambda=1$ is a 16-step return, not a full-episode Monte-Carlo return, so its variance
-# stays moderate. $\lambda=0.95$ is a safe default here, not a proven optimum.
+# ranking among 0.9, 0.95 and 1 is not something two seeds can settle (try other
+# `sweep_seeds`). Note that with `n_steps = 16`, $\lambda=1$ is a 16-step return, not a
+# full-episode Monte-Carlo return, so its variance stays moderate. $\lambda=0.95$ is a safe
+# default here, not a proven optimum.
+
+# %% [markdown]
+# ## Common misconceptions
+#
+# * *"$\delta_t = r_t + \gamma\,(V(s_{t+1}) - V(s_t))$."* The discount multiplies only the
+#   next value: $\delta_t = r_t + \gamma V(s_{t+1}) - V(s_t)$. The two differ by
+#   $(1-\gamma)V(s_t)$, so they disagree whenever $\gamma<1$ and $V(s_t)\ne0$ (section 1,
+#   W-01). <!-- E-42 -->
+# * *"$\lambda$ is like the discount factor."* $\gamma$ decides which return the values refer
+#   to; $\lambda$ only chooses how to estimate the advantage for that $\gamma$, trading critic
+#   bias against variance, and every $\lambda$ is unbiased with a perfect critic. They meet
+#   only as the product $\gamma\lambda$ (sections 3 and 4). <!-- E-04 -->
+# * *"In W-01 the discounted return is $Q(s_t,a_t)$, and $0.667 \times (-0.5) = -0.3335$."*
+#   $G_t$ is a one-sample *estimate* of $Q^\pi(s_t,a_t)$, and the step-3 ratio is exactly 2/3,
+#   so its surrogate term is exactly $-1/3$ (section 3, W-01 reproduced). <!-- E-43 -->
+# * *"Actor-critic with GAE follows the gradient of the return, only with less noise."*
+#   A learned critic and $\lambda<1$ add bias, $\gamma<1$ biases the estimate for CartPole's
+#   undiscounted return, and dropping the $\gamma^t$ factor means it is not the gradient of
+#   the discounted objective either (section 1).
+#
+# ## What to remember
+#
+# * Policy gradient with a baseline $V(s_t)$: weight $\nabla\log\pi(a_t|s_t)$ by an advantage
+#   estimate; the baseline adds no bias because $\mathbb E_a[\nabla\log\pi(a|s)] = 0$.
+# * $\delta_t = r_t + \gamma(1-\text{terminated}_t)V(s_{t+1}) - V(s_t)$ estimates
+#   $A^\pi(s_t,a_t)$ without bias only if $V = V^\pi$.
+# * n-step return: $m\le n$ real rewards, then $\gamma^m V(s_{t+m})$ unless the window ended in
+#   a termination; $G^{(n)}_t - V(s_t) = \sum_{k<m}\gamma^k\delta_{t+k}$.
+# * GAE: $\hat A_t = \delta_t + \gamma\lambda(1-\text{done}_t)\hat A_{t+1}$, one backward
+#   pass; $\lambda=0$ is TD, $\lambda=1$ is $G_t - V(s_t)$; critic target $\hat R_t = \hat A_t +
+#   V(s_t)$.
+# * Two masks: `terminated` removes the bootstrap, `dones` cuts the recursion; autoreset steps
+#   are invalid and never enter a loss.
+# * Truncation is not termination: bootstrap from the final observation; treating it as
+#   terminal biased the CartPole critic downwards (section 7).
+# * Critic targets: MC return (no bias, high variance), TD(0) (low variance, the critic's
+#   bias), $\lambda$-return in between; the worse the critic, the larger the best $\lambda$.
+# * A2C loss: actor $-\hat A\log\pi$ + $c_V\cdot\frac12(V-\hat R)^2$ $-$ $c_H\mathcal H$, with
+#   $\hat A$ and $\hat R$ detached.
+# * $\gamma$: part of the problem in MDP theory and continuing tasks; on episodic benchmarks
+#   scored by the undiscounted return, $\gamma<1$ is a bias-variance knob. The usual estimator
+#   omits the $\gamma^t$ factor, so it is not the gradient of $J_\gamma$ either.
+# * Only Monte-Carlo REINFORCE with $\gamma=1$ (optionally with a baseline) is unbiased for
+#   the undiscounted return; critic, $\lambda<1$ and $\gamma<1$ buy lower variance with bias.
+#
+# ## Further reading
+#
+# * Sutton & Barto (2018), *Reinforcement Learning: An Introduction*, 2nd ed., §13.3 (the
+#   policy-gradient theorem for episodic tasks, with its $\gamma^t$) and §13.5 (actor-critic
+#   methods); ch. 7 and 12 for n-step returns and $\lambda$-returns.
+# * Mnih et al. (2016), "Asynchronous methods for deep reinforcement learning": A3C, the
+#   asynchronous parent of A2C, with n-step advantages and an entropy bonus.
+# * Schulman et al. (2016), "High-dimensional continuous control using generalized advantage
+#   estimation": GAE, its bias-variance analysis and the roles of $\gamma$ and $\lambda$.
+# * Nota & Thomas (2020), "Is the policy gradient a gradient?": why the estimator without
+#   $\gamma^t$ is not the gradient of any objective in general.
 #
 # ## 9. Interview questions
 #
@@ -666,8 +776,10 @@ assert score[0.95] > score[0.0] and score[0.9] > score[0.0]
 # <details><summary>Answer</summary>
 #
 # $\lambda$ trades bias (from the critic) against variance (from many random rewards) in the
-# advantage and the critic's target; $\gamma$ defines the objective itself (how much future
-# rewards count). Lower $\lambda$ when the critic is accurate, raise it when the critic is
+# advantage and the critic's target, for a fixed $\gamma$. $\gamma$ decides which return the
+# values refer to: on a continuing task (or in MDP theory) it is part of the objective; on an
+# episodic benchmark scored by the undiscounted return, such as CartPole, $\gamma<1$ is
+# itself a bias-variance (effective-horizon) knob of the learner. Lower $\lambda$ when the critic is accurate, raise it when the critic is
 # poor or rewards are sparse; 0.95 is a robust default. On CartPole the sweep above found
 # $\lambda=0$ clearly worse than $\lambda\ge0.9$.
 # </details>

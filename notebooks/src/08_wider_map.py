@@ -59,7 +59,7 @@ session = rlcourse.setup(seed=0)
 
 # %%
 def soft_state_value(q: torch.Tensor, log_probs: torch.Tensor, alpha: float) -> torch.Tensor:
-    """V(s) = sum_a pi(a|s) [Q(s,a) - alpha log pi(a|s)]; q, log_probs [..., A] -> [...]."""
+    """Soft state value [...] of a discrete policy; q, log_probs [..., A], alpha >= 0."""
     ### BEGIN SOLUTION
     return (log_probs.exp() * (q - alpha * log_probs)).sum(-1)
     ### END SOLUTION
@@ -163,7 +163,7 @@ plt.show()
 # %%
 def td3_target(rewards: torch.Tensor, q1_next: torch.Tensor, q2_next: torch.Tensor,
                terminated: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Clipped double-Q target r + gamma (1 - terminated) min(Q1', Q2'); all shapes [B]."""
+    """TD3 clipped double-Q targets [B]; every input [B], terminated boolean."""
     ### BEGIN SOLUTION
     alive = 1.0 - terminated.to(rewards.dtype)
     return rewards + gamma * alive * torch.minimum(q1_next, q2_next)
@@ -224,17 +224,9 @@ assert bias_single > 1.4 and abs(bias_double) < 0.02 and -0.6 < bias_clipped < 0
 #   and clipping. A3C is now mostly of historical interest; its idea (many actors in parallel)
 #   lives on in distributed designs such as IMPALA, which correct for policy lag with V-trace.
 #
-# *If you have seen "value-based methods are more stable" elsewhere:* it is the other way round
-# in deep RL. Bootstrapping + function approximation + off-policy data (the *deadly triad*) can
-# diverge; DQN needed target networks and replay to become workable and stays sensitive to
-# hyperparameters. Policy-gradient methods such as PPO are usually regarded as the more stable
-# choice; value-based and off-policy methods win on sample efficiency.
-#
-# *If you have seen AlphaGo given as an example of off-policy data reuse:* it is a poor example.
-# AlphaGo's RL stage trained its policy network with a policy gradient on games played against
-# earlier versions of itself, and its value network regressed self-play outcomes; at play time
-# it searched with MCTS. Good examples of off-policy reuse are DQN's replay buffer, SAC/TD3 on
-# robots, and offline RL from logs.
+# Value-based deep RL is the more sample-efficient family but also the more fragile one (the
+# deadly triad; notebook 04 measures it). Off-policy data reuse is illustrated best by DQN's
+# replay buffer, SAC and TD3 on robots, and offline RL from logs (section 5).
 
 # %% [markdown]
 # ## 4. Multi-agent RL
@@ -422,7 +414,7 @@ plt.show()
 
 # %%
 def uct_score(value_sum: float, visits: int, parent_visits: int, c: float = 1.4) -> float:
-    """Mean value W/N plus c * sqrt(ln N_parent / N); +inf when the child is unvisited."""
+    """UCT score of one child (a float); math.inf for a child that was never visited."""
     ### BEGIN SOLUTION
     if visits == 0:
         return math.inf
@@ -520,11 +512,11 @@ plt.show()
 # * *self-rewarding language models*: one model both writes responses and judges them
 #   (LLM-as-a-judge), then trains on the preference pairs it made (e.g. with DPO), iterated.
 #
-# *If you have seen AlphaCode 2 or AlphaGeometry listed as MCTS + LLM systems:* neither is a
-# standard MCTS example. AlphaCode 2 samples very many programs, filters them by running the
-# tests, clusters them and ranks them with a scoring model; AlphaGeometry pairs a language model
-# that proposes auxiliary constructions with a symbolic deduction engine, searched with beam
-# search. The canonical MCTS systems are AlphaGo, AlphaZero and MuZero.
+# **Search in LLM systems takes other forms too.** The canonical MCTS systems are AlphaGo,
+# AlphaZero and MuZero. Large-scale code and math systems often search differently: AlphaCode 2
+# samples very many programs, filters them by running tests, clusters them and ranks them with
+# a scoring model; AlphaGeometry pairs a language model that proposes auxiliary constructions
+# with a symbolic deduction engine, searched with beam search.
 
 # %% [markdown]
 # ## 9. RL in recommender systems
@@ -559,6 +551,52 @@ plt.show()
 # | Constrained MDP (PPO-Lagrangian) | either | either | Lagrange multiplier prices the cost, dual ascent | hard limits on cost or risk (safety, Safe RLHF) |
 # | MCTS / AlphaZero | planning with a model; self-play | discrete | UCT/PUCT tree search; search improves the policy | known simulator or rules, board games, planning |
 # | RL recommenders (SlateQ) | off (logged data) | combinatorial slates | long-term value with a user-choice model | retention / LTV objectives |
+
+# %% [markdown]
+# ## Common misconceptions
+#
+# * *"AlphaCode 2 and AlphaGeometry are MCTS + LLM systems."* Neither is a standard MCTS
+#   example: AlphaCode 2 relies on massive sampling, test filtering, clustering and a scoring
+#   model; AlphaGeometry pairs a language model with a symbolic deduction engine searched with
+#   beam search. AlphaGo, AlphaZero and MuZero are the canonical MCTS systems (section 8).
+#   <!-- E-32 -->
+#
+# Two related claims are corrected elsewhere: "value-based methods are more stable" in
+# notebook 04, and AlphaGo as an example of off-policy learning in notebook 03.
+#
+# ## What to remember
+#
+# * SAC maximises reward plus $\alpha$ times the policy entropy; the soft-optimal policy is
+#   $\mathrm{softmax}(Q/\alpha)$, and $\alpha$ is usually tuned towards a target entropy.
+# * TD3 = DDPG + clipped double-Q (min of two target critics) + target policy smoothing +
+#   delayed actor updates; the min trades a compounding overestimate for a mild underestimate.
+# * Choice: SAC/TD3 for costly continuous control, PPO for cheap parallel simulation and LLMs,
+#   DQN descendants for discrete actions when samples are costly.
+# * Multi-agent RL: non-stationary from each agent's view, joint actions grow as $|A|^N$;
+#   centralised training with decentralised execution is the common compromise.
+# * Offline RL: $\max_{a'}Q$ over actions absent from the data is extrapolation; CQL is
+#   pessimistic, IQL never queries unseen actions, behaviour cloning is a strong baseline.
+# * Constrained MDPs: a Lagrange multiplier prices the cost and is learned by dual ascent.
+# * Sim-to-real: domain randomisation, system identification, distillation, curricula.
+# * MCTS: selection by UCT/PUCT, expansion, rollout or value network, backup; play the most
+#   visited move; in self-play the search is a policy-improvement operator.
+# * RL recommenders optimise long-term value; slates, delayed rewards and off-policy logs are
+#   the hard parts.
+#
+# ## Further reading
+#
+# * Haarnoja et al. (2018), "Soft actor-critic: Off-policy maximum entropy deep reinforcement
+#   learning with a stochastic actor": the maximum-entropy objective and soft values of
+#   section 1.
+# * Fujimoto, van Hoof & Meger (2018), "Addressing function approximation error in
+#   actor-critic methods": TD3 and the overestimation analysis behind its three fixes.
+# * Silver et al. (2016), "Mastering the game of Go with deep neural networks and tree search"
+#   and Silver et al. (2017), "Mastering the game of Go without human knowledge": MCTS with
+#   policy and value networks, and self-play without human data.
+# * Levine, Kumar, Tucker & Fu (2020), "Offline reinforcement learning: Tutorial, review, and
+#   perspectives on open problems": distribution shift and the families of offline methods.
+# * Achiam, Held, Tamar & Abbeel (2017), "Constrained policy optimization": trust-region
+#   updates that keep a cost constraint, the safe-RL counterpart of section 6.
 
 # %% [markdown]
 # ## Interview questions
@@ -668,14 +706,13 @@ plt.show()
 # distribution and the game outcome.
 # </details>
 #
-# 10. Is AlphaGo a good example of off-policy learning? Is AlphaCode 2 an MCTS system?
+# 10. Is AlphaCode 2 an MCTS system? Is AlphaGeometry?
 #
 # <details><summary>Answer</summary>
 #
-# No to both. AlphaGo's RL used policy-gradient self-play plus a value network and MCTS at play
-# time; off-policy reuse is better illustrated by DQN's replay, SAC/TD3 or offline RL. AlphaCode
-# 2 is large-scale sampling, test filtering, clustering and a scoring model; AlphaGeometry is a
-# language model plus a symbolic engine with beam search.
+# No to both. AlphaCode 2 is large-scale sampling, test filtering, clustering and a scoring
+# model; AlphaGeometry is a language model plus a symbolic deduction engine with beam search.
+# The canonical MCTS systems are AlphaGo, AlphaZero and MuZero.
 # </details>
 #
 # 11. Why would a recommender use RL instead of a click predictor, and what makes it hard?
@@ -686,16 +723,6 @@ plt.show()
 # combinatorial slate actions (SlateQ decomposes them under a user-choice model), delayed and
 # noisy rewards, learning and evaluating off-policy from logs of the old system (importance
 # weighting, off-policy evaluation), and exploration that costs real users' experience.
-# </details>
-#
-# 12. "Value-based methods are more stable than policy-gradient methods." True?
-#
-# <details><summary>Answer</summary>
-#
-# Not in deep RL. Off-policy bootstrapping with function approximation (the deadly triad) can
-# diverge, and DQN-style methods are sensitive to hyperparameters; PPO is generally the more
-# stable and forgiving choice. Value-based and off-policy methods are usually more
-# sample-efficient.
 # </details>
 
 # %%
