@@ -2,7 +2,8 @@
 # # 06 · Actor-critic and GAE
 #
 # REINFORCE (notebook 05) weights every log-probability by a whole Monte-Carlo return, which
-# (with $\gamma = 1$) is an unbiased but noisy estimate of the policy gradient. An **actor-critic** method learns a second network, the *critic*
+# (with $\gamma = 1$) is an unbiased but noisy estimate of the policy gradient. An
+# **actor-critic** method learns a second network, the *critic*
 # $V_\phi(s)$, and uses it twice: as a baseline, and to *bootstrap* (to replace the rest of a
 # return by an estimate). This notebook builds the estimators that sit between "one TD error"
 # and "the whole return" (n-step returns and GAE), gets the episode-end masks right, and
@@ -211,7 +212,7 @@ assert worst < 1e-6 and td_target_gap < 1e-6
 #   \qquad \hat A_T = 0 .$$
 # * $\lambda=0$: $\hat A_t=\delta_t$, the TD(0) advantage (low variance, biased by $V$);
 # * $\lambda=1$: $\hat A_t=\sum_l\gamma^l\delta_{t+l} = G_t - V(s_t)$, the Monte-Carlo
-#   advantage (unbiased, high variance);
+#   advantage (unbiased for the $\gamma$-discounted advantage, high variance);
 # * the critic's target is the **$\lambda$-return** $\hat R_t = \hat A_t + V(s_t)$.
 #
 # Two masks, two jobs: `terminated` goes into $\delta_t$ (no bootstrap from a terminal state);
@@ -767,7 +768,8 @@ assert score[0.95] > score[0.0] and score[0.9] > score[0.0]
 # $\delta_t=r_t+\gamma(1-\text{term}_t)V(s_{t+1})-V(s_t)$ ($\gamma$ on the next value only);
 # $\hat A_t=\delta_t+\gamma\lambda(1-\text{done}_t)\hat A_{t+1}$, computed backwards.
 # $\lambda=0$: $\hat A_t=\delta_t$ (TD, low variance, biased by $V$). $\lambda=1$:
-# $\hat A_t=G_t-V(s_t)$ (Monte Carlo, unbiased, high variance). W-01: $\lambda=0$ gives
+# $\hat A_t=G_t-V(s_t)$ (Monte Carlo: unbiased for the $\gamma$-discounted advantage, high
+# variance). W-01: $\lambda=0$ gives
 # $(1.3, 0.45, -0.5)$, $\lambda=1$ gives $(1.3, 0, -0.5)$.
 # </details>
 #
