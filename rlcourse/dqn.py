@@ -235,8 +235,8 @@ class Config:
     Step counts are env steps summed over the ``num_envs`` sub-envs. Every vector step adds
     ``num_envs`` transitions and takes ``grad_steps`` gradient steps (0.5 updates per env step
     here). The target network is a *hard* copy of the online net every ``target_update`` env
-    steps (here every 50 gradient steps). ``huber=False`` means 0.5 * squared error: on
-    CartPole it learned faster than the Huber loss.
+    steps (here every 50 gradient steps). ``huber=False`` means 0.5 * squared error (CartPole's
+    rewards are small and bounded, so large TD errors are rare); ``huber=True`` the Huber loss.
     """
 
     num_envs: int = 4
