@@ -6,7 +6,8 @@
 ``lr`` trains each variant (vanilla PG with a one-step critic, vanilla PG with PPO's critic
 schedule, PPO) at each learning rate for a fixed budget of env steps and records the return
 at the end, the return averaged over training and the KL of the updates. ``solve`` trains
-PPO variants until CartPole-v1 is solved (or a step cap) and records the env steps it took.
+PPO variants (and vanilla PG at its best rate) until CartPole-v1 is solved or a step cap, with
+the defaults' learning-rate schedule, and records the env steps it took.
 Both print one JSON object that notebook 07 reads with :func:`load`.
 """
 
@@ -44,11 +45,14 @@ SOLVE_VARIANTS: dict[str, dict[str, Any]] = {
     "4 epochs": dict(epochs=4),
     "1 epoch": dict(epochs=1, critic_epochs=_CFG.epochs),
     "1 epoch, one-epoch critic": dict(epochs=1),
+    "vanilla PG, lr 1e-2": dict(LR_VARIANTS["vanilla PG"], lr=1e-2),
 }
 
 
 def short_run(seed: int, budget: int = BUDGET, **overrides) -> dict[str, float]:
     """Train PPO on CartPole-v1 for ``budget`` env steps; summary of the run.
+
+    ``overrides`` are :class:`rlcourse.ppo.Config` fields (or ``device``, passed to ``train``).
 
     Keys: ``return`` (running mean of the last 20 episodes at the end), ``avg_return`` (that
     running mean averaged over the updates), ``max_kl`` and ``mean_kl`` (exact
@@ -88,7 +92,7 @@ def solve_ablation(seeds: int, max_steps: int = 100_000,
             steps[name] = []
             for seed in range(seeds):
                 run = ppo.train("CartPole-v1", seed=seed, progress=False,
-                                total_steps=max_steps, **kw)
+                                total_steps=max_steps, anneal_steps=ANNEAL_STEPS, **kw)
                 steps[name].append(run.steps_to_solve)
                 bar.update()
     medians = {name: _median(v) for name, v in steps.items()}
