@@ -42,9 +42,10 @@ def test_unknown_characters_are_named(tok):
 def test_prompts_longer_than_the_context_are_rejected(tok, tiny):
     ids, mask = lm.encode_prompts(tok, ["12+3=", "47+35="])
     assert ids.shape == (2, 6) and mask[0].tolist() == [0, 1, 1, 1, 1, 1]  # left padding
+    assert tok.padding_side == "right"  # the tokenizer's own setting is left as it was
     with pytest.raises(ValueError, match="more than the context of 16"):
         lm.encode_prompts(tok, ["1" * 17])
-    with pytest.raises(ValueError, match="more than the context of 11"):
+    with pytest.raises(ValueError, match="more than the context of 16 - 5 new tokens = 11"):
         lm.generate(tiny, tok, ["12+3=" + "1" * 7], max_new_tokens=5)
     with pytest.raises(ValueError, match="empty"):
         lm.encode_prompts(tok, [])

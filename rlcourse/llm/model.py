@@ -110,24 +110,30 @@ def check_text(tokenizer, texts: Sequence[str]) -> None:
                          f"{''.join(sorted(known - set(tokenizer.all_special_tokens)))!r}")
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str],
-                   context: int | None = None) -> tuple[Tensor, Tensor]:
+def encode_prompts(tokenizer, prompts: Sequence[str], context: int | None = None,
+                   reserve: int = 0) -> tuple[Tensor, Tensor]:
     """(input_ids [B, P], attention_mask [B, P]) for ``prompts``, left-padded to a common length.
 
-    Raises ``ValueError`` for unknown characters and for prompts of more than ``context``
-    tokens (default: the tokenizer's ``model_max_length``).
+    Raises ``ValueError`` for unknown characters and for prompts of more than ``context`` minus
+    ``reserve`` tokens (``context`` defaults to the tokenizer's ``model_max_length``; ``reserve``
+    keeps room for the tokens that generation will add).
     """
     if len(prompts) == 0:
         raise ValueError("prompts is empty")
     check_text(tokenizer, prompts)
     context = tokenizer.model_max_length if context is None else context
     lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
-    if max(lengths) > context:
+    if max(lengths) > context - reserve:
         worst = max(range(len(prompts)), key=lambda i: lengths[i])
+        room = f"{context} - {reserve} new tokens = {context - reserve}" if reserve else context
         raise ValueError(f"prompt {prompts[worst]!r} has {lengths[worst]} tokens, more than "
-                         f"the context of {context}")
+                         f"the context of {room}")
+    side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    enc = tokenizer(list(prompts), padding=True, return_tensors="pt")
+    try:
+        enc = tokenizer(list(prompts), padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = side
     return enc["input_ids"], enc["attention_mask"]
 
 
@@ -289,7 +295,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 5, 
     """
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
     context = context_length(model)
-    ids, mask = encode_prompts(tokenizer, prompts, context=context - max_new_tokens)
+    ids, mask = encode_prompts(tokenizer, prompts, context, reserve=max_new_tokens)
     ids, mask = ids.to(model.device), mask.to(model.device)
     options = {"do_sample": bool(do_sample)}
     if do_sample:

@@ -91,8 +91,11 @@ def make_batch(tokenizer, prompts: Sequence[str], responses: Sequence[str],
     check_text(tokenizer, list(prompts) + list(responses))
     context = tokenizer.model_max_length if context is None else context
     texts = [p + r + tokenizer.eos_token for p, r in zip(prompts, responses)]
-    tokenizer.padding_side = "right"
-    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    try:
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = side
     if enc["input_ids"].shape[1] > context:
         raise ValueError(f"a sequence has {enc['input_ids'].shape[1]} tokens, more than the "
                          f"context of {context}")
