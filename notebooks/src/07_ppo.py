@@ -1047,6 +1047,12 @@ assert acro.solved and acro_eval >= -100
 # | complexity | lowest | low | high: Fisher-vector products, CG, line search | low: a few lines on top of A2C |
 # | gradient estimate | unbiased for the undiscounted return only with γ = 1 and Monte-Carlo returns (a state baseline keeps it so); γ < 1 makes it biased | biased: bootstrapping on a learned critic, GAE with λ < 1, γ < 1 | as A2C, plus a monotonic-improvement bound for the KL-penalised version | as A2C; the clip is a heuristic with no guarantee |
 #
+# On the "gradient estimate" row: with γ < 1 the usual estimator $\sum_t \hat A_t\nabla\log\pi(a_t\mid s_t)$
+# drops the $\gamma^t$ factor of the discounted policy gradient (Sutton & Barto §13.3), so it is
+# not the exact gradient of the discounted objective either; on an episodic benchmark such as
+# CartPole, whose score is the undiscounted return, γ and λ are bias–variance knobs
+# (notebooks 05 and 06).
+#
 # How well each one does is a question for data, not for a table. The course's stored
 # benchmark (`python -m rlcourse.bench ALGO --seeds 10`, read here from `results/bench/`):
 
@@ -1139,7 +1145,8 @@ assert all(bench[a]["solved_fraction"] > 0 for a in bench)
 # ## Further reading
 #
 # * Sutton & Barto (2018), *Reinforcement Learning: An Introduction*, 2nd ed., Chapter 13: the
-#   policy gradient theorem and actor-critic methods that PPO builds on.
+#   policy gradient theorem and actor-critic methods that PPO builds on (§13.3 for the γ^t
+#   factor).
 # * Kakade & Langford (2002), "Approximately optimal approximate reinforcement learning": the
 #   performance difference lemma and conservative policy updates, the root of trust regions.
 # * Schulman et al. (2015), "Trust region policy optimization": the KL-constrained surrogate,
