@@ -19,7 +19,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install lab test lint unit notebooks build-notebooks readme bench lock test-latest clean
+.PHONY: install lab test lint unit notebooks build-notebooks readme bench ppo-sweep lock \
+        test-latest clean
 
 # ---- environment -------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -71,6 +72,15 @@ bench: install
 	    $(PY) -m rlcourse.bench $$algo --env $$env --seeds 10 --json \
 	        > results/bench/$$algo-$$env.json.tmp || exit 1; \
 	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
+
+# Notebook 07's stored experiments (10-seed learning-rate sweep and time-to-solve ablation).
+# Re-run whenever PPO's defaults or training code change; notebook 07 reads results/ppo/.
+ppo-sweep: install
+	@mkdir -p results/ppo
+	@for kind in lr solve; do name=$$( [ $$kind = lr ] && echo lr_sweep || echo ablation_solve ); \
+	    echo "ppo_sweep $$kind"; \
+	    $(PY) -m rlcourse.ppo_sweep $$kind --seeds 10 > results/ppo/$$name.json.tmp || exit 1; \
+	    mv results/ppo/$$name.json.tmp results/ppo/$$name.json; done
 
 # Re-pin every package to the newest compatible versions (needs the network).
 lock:
