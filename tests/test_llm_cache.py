@@ -105,6 +105,17 @@ def test_failed_or_unsafe_builds_leave_nothing_behind(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
 
 
+def test_leftovers_of_a_killed_build_are_removed(tmp_path):
+    version = cache.entry_version({"x": 1}, "v1")
+    dead = tmp_path / f".tmp-m-{version}-deadbeef"
+    dead.mkdir()
+    (dead / "model.safetensors").write_bytes(b"half")
+    other = tmp_path / f".tmp-other-{version}-deadbeef"  # another entry's build: not ours
+    other.mkdir()
+    cache.get_or_build("m", {"x": 1}, _builder([]), "v1", root=tmp_path)
+    assert not dead.exists() and other.exists()
+
+
 def test_threads_build_an_entry_once(tmp_path):
     calls, results = [], []
 

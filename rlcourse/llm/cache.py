@@ -157,6 +157,9 @@ def get_or_build(name: str, config: dict, build: Callable[[Path], None], code_ve
             return CacheEntry(path, version, built=False, reason="valid")
         if verbose:
             print(f"cache: building {path.name} ({reason})")
+        for prefix in (".tmp", ".trash"):  # leftovers of a killed build; we hold the lock
+            for leftover in path.parent.glob(f"{prefix}-{path.name}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
         if path.exists():
             _discard(path)
         _build_into(path, version, config, code_version, build)

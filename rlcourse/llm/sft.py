@@ -29,7 +29,9 @@ from rlcourse.llm.model import ModelConfig, build_model, build_tokenizer, check_
 from rlcourse.validation import check_in_range, check_positive_int
 
 Tensor = torch.Tensor
-CODE_VERSION = "sft-1"  # bump whenever a change here would train a different model
+# Bump whenever a change here, in task.py (data) or in model.py (architecture, tokenizer) would
+# train a different model: the cache then rebuilds instead of reusing the old checkpoint.
+CODE_VERSION = "sft-1"
 
 
 @dataclass(frozen=True)
