@@ -62,9 +62,17 @@ def test_sft_on_one_demonstration_makes_it_the_greedy_answer(tok):
     """A behavioural check of the whole loop: loss falls and greedy decoding repeats the demo."""
     model = lm.build_model(tok, TINY, seed=0)
     batch = sft.make_batch(tok, ["47+35="] * 8, ["72"] * 8)  # a wrong demonstration on purpose
+    modes = []
+
+    def probe():
+        modes.append(model.training)
+        return float(lm.generate(model, tok, ["47+35="], 4).responses == ["72"])
+
     hist = sft.train_lm(model, lambda: batch, 60, 1e-2, include_prompt=False, warmup=5,
-                        progress=False)
+                        progress=False, eval_fn=probe, eval_every=25)
     assert hist["loss"][-1] < 0.1 * hist["loss"][0]
+    assert hist["eval_step"] == [25, 50, 60] and hist["eval"][-1] == 1.0
+    assert modes == [False] * 3
     assert all(s > 0 for s in hist["tokens_per_s"])
     assert lm.generate(model, tok, ["47+35="], 4).responses == ["72"]
     assert not model.training
@@ -119,3 +127,15 @@ def test_sft_model_is_cached_and_reloaded(tmp_path):
     with pytest.raises(ValueError, match="stage"):
         sft.sft_model(cfg, stage="rm", root=tmp_path)
     assert tok1.eos_token_id == 1
+
+
+def test_pretrain_and_sft_can_track_held_out_accuracy(tok):
+    cfg = sft.SFTConfig(model=TINY, batch_size=8, pretrain_steps=3, sft_steps=2, warmup=1)
+    train, held = task.split_problems(0, 20)
+    model = lm.build_model(tok, TINY, seed=0)
+    pre = sft.pretrain(model, tok, train, cfg, 0, progress=False, eval_problems=held,
+                       eval_every=2)
+    tuned = sft.sft(model, tok, train, cfg, 0, progress=False, eval_problems=held, eval_every=1)
+    assert pre["eval_step"] == [2, 3] and tuned["eval_step"] == [1, 2]
+    assert tuned["eval"][-1] == sft.greedy_accuracy(model, tok, held)
+    assert sft.pretrain(model, tok, train, cfg, 0, progress=False)["eval"] == []

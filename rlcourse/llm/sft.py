@@ -123,35 +123,54 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1.0 + np.cos(np.pi * min(1.0, progress))))
 
 
+def _gradient_step(model, opt, batch: Batch, include_prompt: bool,
+                   max_grad_norm: float) -> float:
+    """One AdamW step on :func:`lm_loss`; returns the loss."""
+    loss = lm_loss(model, batch, include_prompt)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    opt.step()
+    return float(loss.detach())
+
+
 def train_lm(model, next_batch: Callable[[], Batch], steps: int, lr: float, *,
              include_prompt: bool, warmup: int = 30, max_grad_norm: float = 1.0,
-             desc: str = "train", progress: bool = True) -> dict[str, list[float]]:
+             desc: str = "train", progress: bool = True,
+             eval_fn: Callable[[], float] | None = None,
+             eval_every: int = 0) -> dict[str, list[float]]:
     """AdamW on :func:`lm_loss` for ``steps`` batches drawn from ``next_batch()``.
 
     Returns the history: ``loss`` per step and ``tokens_per_s`` (real tokens per second of
-    wall-clock time). The tqdm bar shows both.
+    training time; the tqdm bar shows both). With ``eval_fn`` and ``eval_every`` > 0, also
+    ``eval_step`` and ``eval``: ``eval_fn()`` (e.g. greedy accuracy), called in eval mode every
+    ``eval_every`` steps and after the last; its time does not count against tokens/s.
     """
     from tqdm.auto import tqdm
 
     steps = check_positive_int(steps, "steps")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    history: dict[str, list[float]] = {"loss": [], "tokens_per_s": []}
-    model.train()
+    history: dict[str, list[float]] = {"loss": [], "tokens_per_s": [], "eval_step": [],
+                                       "eval": []}
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    started, tokens = time.perf_counter(), 0
+    started, tokens, paused = time.perf_counter(), 0, 0.0
+    model.train()
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
         batch = next_batch()
-        loss = lm_loss(model, batch, include_prompt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-        opt.step()
+        history["loss"].append(_gradient_step(model, opt, batch, include_prompt, max_grad_norm))
         tokens += batch.n_tokens
-        speed = tokens / max(time.perf_counter() - started, 1e-9)
-        history["loss"].append(float(loss.detach()))
+        speed = tokens / max(time.perf_counter() - started - paused, 1e-9)
         history["tokens_per_s"].append(speed)
+        if eval_fn is not None and eval_every > 0 and ((step + 1) % eval_every == 0
+                                                       or step + 1 == steps):
+            t0 = time.perf_counter()
+            model.eval()
+            history["eval_step"].append(step + 1)
+            history["eval"].append(float(eval_fn()))
+            model.train()
+            paused += time.perf_counter() - t0
         if step % 20 == 0:
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", tok_s=f"{speed:,.0f}")
     bar.close()
@@ -202,25 +221,39 @@ def greedy_accuracy(model, tokenizer, problems: Sequence[task.Problem]) -> float
     return evaluate(model, tokenizer, problems)["accuracy"]
 
 
+def _accuracy_fn(model, tokenizer, problems: Sequence[task.Problem] | None):
+    """A no-argument greedy-accuracy probe on ``problems`` for :func:`train_lm` (or None)."""
+    if not problems:
+        return None
+    return lambda: greedy_accuracy(model, tokenizer, problems)
+
+
 def pretrain(model, tokenizer, problems: Sequence[task.Problem], cfg: SFTConfig, seed: int,
-             progress: bool = True) -> dict[str, list[float]]:
-    """Pretrain on correct equations of ``problems``; the loss counts every real token."""
+             progress: bool = True, eval_problems: Sequence[task.Problem] | None = None,
+             eval_every: int = 0) -> dict[str, list[float]]:
+    """Pretrain on correct equations of ``problems``; the loss counts every real token.
+
+    With ``eval_problems`` and ``eval_every``, the history also tracks greedy accuracy.
+    """
     rng = np.random.default_rng([seed, 1])
     sample = batch_sampler(tokenizer, problems, cfg.batch_size, rng, p_forget=0.0)
     return train_lm(model, sample, cfg.pretrain_steps, cfg.pretrain_lr, include_prompt=True,
                     warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
-                    desc=f"pretrain seed {seed}", progress=progress)
+                    desc=f"pretrain seed {seed}", progress=progress,
+                    eval_fn=_accuracy_fn(model, tokenizer, eval_problems), eval_every=eval_every)
 
 
 def sft(model, tokenizer, problems: Sequence[task.Problem], cfg: SFTConfig, seed: int,
-        progress: bool = True) -> dict[str, list[float]]:
+        progress: bool = True, eval_problems: Sequence[task.Problem] | None = None,
+        eval_every: int = 0) -> dict[str, list[float]]:
     """SFT on carry-forgetting demonstrations; response tokens only unless
-    ``cfg.include_prompt``."""
+    ``cfg.include_prompt``. Evaluation options as in :func:`pretrain`."""
     rng = np.random.default_rng([seed, 2])
     sample = batch_sampler(tokenizer, problems, cfg.batch_size, rng, p_forget=cfg.p_forget)
     return train_lm(model, sample, cfg.sft_steps, cfg.sft_lr, include_prompt=cfg.include_prompt,
                     warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
-                    desc=f"SFT seed {seed}", progress=progress)
+                    desc=f"SFT seed {seed}", progress=progress,
+                    eval_fn=_accuracy_fn(model, tokenizer, eval_problems), eval_every=eval_every)
 
 
 def train_base_and_sft(cfg: SFTConfig, seed: int, progress: bool = True):
