@@ -52,7 +52,14 @@ class Batch:
 
 @dataclass(frozen=True)
 class SFTConfig:
-    """Course defaults for the base model and SFT (calibrated on a 2-core CPU, see the report)."""
+    """Course defaults for the base model and SFT.
+
+    Measured on a shared 2-core CPU with one torch thread (seeds 0-2): pretraining (600 steps,
+    about 76 CPU-s) reaches 100 % held-out greedy accuracy, from about 450 steps on; SFT (150
+    steps, about 19 CPU-s) then lands at 57 %: right on every problem without a carry, wrong on
+    nearly every one with it, while sampling at temperature 1 still finds about 1 in 5 carry
+    answers (seed 0).
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     split_seed: int = 0
@@ -60,7 +67,7 @@ class SFTConfig:
     batch_size: int = 128
     pretrain_steps: int = 600
     pretrain_lr: float = 2e-3
-    sft_steps: int = 200
+    sft_steps: int = 150
     sft_lr: float = 5e-4
     p_forget: float = 0.85
     include_prompt: bool = False
