@@ -14,10 +14,13 @@ notebook                  module
 06 Actor-critic and GAE   :mod:`rlcourse.actor_critic`, :mod:`rlcourse.advantages`
 07 Trust regions and PPO  :mod:`rlcourse.ppo`
 08 The wider map          :mod:`rlcourse.wider`
+09-11 Part III lab        :mod:`rlcourse.llm` (task, annotator, model, cache, logprobs, sft, ...)
 ========================  =========================================
 
 Part II shares :mod:`rlcourse.deeprl` (vector envs, evaluation) and the benchmark CLI
-``python -m rlcourse.bench``.
+``python -m rlcourse.bench``. Notebook 07's stored experiments come from
+``python -m rlcourse.ppo_sweep``. Part III (language-model alignment) lives in the sub-package
+:mod:`rlcourse.llm`, built on the same advantage and PPO functions.
 
 Exercise checks live in :mod:`rlcourse.checks`, the checking machinery in
 :mod:`rlcourse.exercises`.
