@@ -1,0 +1,518 @@
+"""The lab CLI: run the tiny-GPT pipeline from scratch with the course defaults, over seeds.
+
+    python -m rlcourse.llm.lab --stages pretrain,sft,rm,ppo,ppo_gold [--seeds 3] [--json]
+
+Each stage is a small function in a registry (:data:`STAGES`). Stages share a
+:class:`LabContext` per seed, so a later stage reuses the models that an earlier one trained in
+the same run; a stage asked for without its prerequisites (``--stages rm``) trains them first,
+without reporting them. Nothing is read from the checkpoint cache: the run uses an empty
+temporary cache folder (``$RLCOURSE_CACHE`` points there while it runs), into which it saves
+the base and SFT models it trained, so the reward-model and RLHF modules, which load the SFT
+model from the cache, start from this run's models instead of training them again.
+
+Per stage it reports wall-clock ``seconds`` (and ``cpu_seconds``) and, where they apply:
+``gold_accuracy`` (greedy exact match on the held-out prompts, 0-1), ``gold_reward`` (mean
+partial-credit gold reward of the greedy answers), ``rm_pair_accuracy`` and
+``rm_onpolicy_accuracy`` (held-out pairwise accuracy of the reward model against the gold
+preference, on synthetic pairs and on pairs sampled from the SFT model), ``proxy_reward``
+(mean reward-model score), ``kl_to_ref`` (nats per response) and ``response_length``
+(characters). With ``--json`` the last line of standard output is one JSON object:
+``{"seeds": [...], "per_seed": [{stage: {...}}, ...], "median": {stage: {...}}, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib
+import inspect
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlcourse.llm import task
+from rlcourse.llm.cache import CACHE_ENV, get_or_build
+from rlcourse.llm.sft import Batch, SFTConfig
+
+Metrics = dict[str, Any]
+
+
+class LabError(ValueError):
+    """A request the lab cannot run: an unknown stage, or one whose code is not there yet."""
+
+
+@dataclass
+class LabContext:
+    """What the stages of one seed share: the config, the trained models, the results so far.
+
+    ``overrides`` maps a stage name to extra keyword arguments for its training call (tests use
+    it to run tiny configurations).
+    """
+
+    seed: int
+    cfg: SFTConfig
+    cache_root: Path
+    device: str = "cpu"
+    progress: bool = True
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokenizer: Any = None
+    models: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Metrics] = field(default_factory=dict)
+    published: bool = False
+
+    def heldout(self) -> list[task.Problem]:
+        """The held-out problems of the config's split (never trained on)."""
+        return task.split_problems(self.cfg.split_seed, self.cfg.n_heldout)[1]
+
+    def train_set(self) -> list[task.Problem]:
+        """The training problems of the config's split."""
+        return task.split_problems(self.cfg.split_seed, self.cfg.n_heldout)[0]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One registered stage: ``run(ctx) -> metrics``; ``needs``: stages whose models it uses;
+    ``module``/``attr``: the package function it calls (None: always available);
+    ``uses_cache``: it loads the SFT model from the checkpoint cache."""
+
+    name: str
+    run: Callable[[LabContext], Metrics]
+    needs: tuple[str, ...] = ()
+    module: str | None = None
+    attr: str | None = None
+    uses_cache: bool = False
+    summary: str = ""
+
+
+STAGES: dict[str, Stage] = {}
+
+
+def register(stage: Stage) -> Stage:
+    """Add ``stage`` to :data:`STAGES` (in run order); its ``needs`` must already be there."""
+    missing = [n for n in stage.needs if n not in STAGES]
+    if missing:
+        raise ValueError(f"stage {stage.name!r} needs unregistered stages {missing}")
+    STAGES[stage.name] = stage
+    return stage
+
+
+def unavailable_reason(name: str) -> str | None:
+    """None if stage ``name`` can run, else why not (its module or function is missing)."""
+    stage = STAGES[name]
+    if stage.module is None:
+        return None
+    try:
+        module = importlib.import_module(stage.module)
+    except ModuleNotFoundError as err:
+        if err.name and stage.module.startswith(err.name):
+            return f"{stage.module} does not exist yet"
+        raise
+    if stage.attr and not hasattr(module, stage.attr):
+        return f"{stage.module} has no {stage.attr}() yet"
+    return None
+
+
+def available_stages() -> list[str]:
+    """Names of the registered stages that can run now, in run order."""
+    return [name for name in STAGES if unavailable_reason(name) is None]
+
+
+def parse_stages(text: str | Sequence[str]) -> list[str]:
+    """Stage names from ``"pretrain,sft"`` (or a list), checked and put in run order.
+
+    Raises :class:`LabError` for an empty list, an unknown name, a repeated name, or a stage
+    (or a prerequisite of it) that is not available yet.
+    """
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    names = [s for s in names if s]
+    if not names:
+        raise LabError(f"no stages given; choose from {', '.join(STAGES)}")
+    unknown = [s for s in names if s not in STAGES]
+    if unknown:
+        raise LabError(f"unknown stage(s) {', '.join(map(repr, unknown))}; "
+                       f"known: {', '.join(STAGES)}")
+    repeated = sorted({s for s in names if names.count(s) > 1})
+    if repeated:
+        raise LabError(f"stage(s) given twice: {', '.join(repeated)}")
+    for name in names:
+        for needed in _closure(name):
+            reason = unavailable_reason(needed)
+            if reason is not None:
+                via = "" if needed == name else f" (needed by {name!r})"
+                raise LabError(f"stage {needed!r}{via} is not available yet: {reason}")
+    order = list(STAGES)
+    return sorted(names, key=order.index)
+
+
+def _closure(name: str) -> list[str]:
+    """``name`` and every stage it needs, prerequisites first."""
+    out: list[str] = []
+    for needed in STAGES[name].needs:
+        out += [n for n in _closure(needed) if n not in out]
+    return out + [name]
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+@torch.no_grad()
+def greedy_metrics(model, tokenizer, problems: Sequence[task.Problem],
+                   batch_size: int = 500) -> Metrics:
+    """Greedy answers to ``problems``: ``gold_accuracy`` (exact match, 0-1), mean
+    ``gold_reward``, ``accuracy_carry``/``accuracy_no_carry``, mean ``response_length``
+    (characters), and the ``responses`` themselves (not reported)."""
+    from rlcourse.llm.model import generate
+
+    if not problems:
+        raise ValueError("problems is empty")
+    responses: list[str] = []
+    for i in range(0, len(problems), batch_size):
+        chunk = problems[i:i + batch_size]
+        responses += generate(model, tokenizer, [p.prompt for p in chunk], 5).responses
+    correct = np.array([task.exact_match(p, r) for p, r in zip(problems, responses)], float)
+    carry = np.array([p.carry for p in problems])
+    return {"gold_accuracy": float(correct.mean()),
+            "gold_reward": float(np.mean([task.gold_reward(p, r)
+                                          for p, r in zip(problems, responses)])),
+            "accuracy_carry": float(correct[carry].mean()) if carry.any() else None,
+            "accuracy_no_carry": float(correct[~carry].mean()) if (~carry).any() else None,
+            "response_length": float(np.mean([len(r) for r in responses])),
+            "responses": responses}
+
+
+def _report_eval(model, ctx: LabContext, name: str) -> Metrics:
+    """:func:`greedy_metrics` on the held-out problems; the greedy responses are kept in
+    ``ctx.models[name + "_responses"]`` for later stages, not reported."""
+    out = greedy_metrics(model, ctx.tokenizer, ctx.heldout())
+    ctx.models[f"{name}_responses"] = out.pop("responses")
+    return out
+
+
+# ---- pretrain and SFT -----------------------------------------------------------------------
+def _on_device(sample: Callable[[], Batch], device: str) -> Callable[[], Batch]:
+    """``sample`` with each batch moved to ``device`` (the identity on the CPU)."""
+    if device == "cpu":
+        return sample
+    return lambda: Batch(*(t.to(device) for t in vars(sample()).values()))
+
+
+def _lm_stage(ctx: LabContext, model, *, pretraining: bool) -> Metrics:
+    """Pretrain (all tokens, correct answers) or SFT (response tokens, forgetful demos) ``model``
+    in place, with the same data streams as :func:`rlcourse.llm.sft.train_base_and_sft`."""
+    from rlcourse.llm import sft
+
+    cfg, seed = ctx.cfg, ctx.seed
+    rng = np.random.default_rng([seed, 1 if pretraining else 2])
+    sample = sft.batch_sampler(ctx.tokenizer, ctx.train_set(), cfg.batch_size, rng,
+                               p_forget=0.0 if pretraining else cfg.p_forget)
+    steps = cfg.pretrain_steps if pretraining else cfg.sft_steps
+    hist = sft.train_lm(model, _on_device(sample, ctx.device), steps,
+                        cfg.pretrain_lr if pretraining else cfg.sft_lr,
+                        include_prompt=True if pretraining else cfg.include_prompt,
+                        warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
+                        desc=f"{'pretrain' if pretraining else 'SFT'} seed {seed}",
+                        progress=ctx.progress)
+    return {"steps": steps, "final_loss": hist["loss"][-1],
+            "tokens_per_s": float(np.median(hist["tokens_per_s"]))}
+
+
+def run_pretrain(ctx: LabContext) -> Metrics:
+    """Build the tokenizer and a fresh GPT (seeded), pretrain it; held-out greedy metrics."""
+    from rlcourse.llm.model import build_model, build_tokenizer, count_parameters
+
+    ctx.tokenizer = build_tokenizer(max_length=ctx.cfg.model.n_positions)
+    base = build_model(ctx.tokenizer, ctx.cfg.model, seed=ctx.seed).to(ctx.device)
+    out = _lm_stage(ctx, base, pretraining=True)
+    ctx.models["base"] = base
+    return {**out, "parameters": count_parameters(base), **_report_eval(base, ctx, "base")}
+
+
+def run_sft(ctx: LabContext) -> Metrics:
+    """SFT a copy of the base model on the carry-forgetting demonstrations."""
+    tuned = copy.deepcopy(ctx.models["base"])
+    out = _lm_stage(ctx, tuned, pretraining=False)
+    ctx.models["sft"] = tuned
+    return {**out, **_report_eval(tuned, ctx, "sft")}
+
+
+def publish_sft(ctx: LabContext) -> None:
+    """Save this run's base and SFT models where :func:`rlcourse.llm.sft.sft_model` looks for
+    them (the same cache key), so modules that load the SFT model reuse them."""
+    from rlcourse.llm import sft
+
+    if ctx.published:
+        return
+
+    def build(folder: Path) -> None:
+        for stage in ("base", "sft"):
+            sft._save_pair(folder / stage, ctx.models[stage].to("cpu"), ctx.tokenizer)
+            ctx.models[stage].to(ctx.device)
+
+    key = {"sft": ctx.cfg.to_dict(), "seed": int(ctx.seed)}
+    get_or_build("lab_sft", key, build, sft.CODE_VERSION, root=ctx.cache_root, verbose=False)
+    ctx.published = True
+
+
+register(Stage("pretrain", run_pretrain, summary="pretrain a fresh GPT on correct equations"))
+register(Stage("sft", run_sft, needs=("pretrain",),
+               summary="SFT on demonstrations that forget the carry"))
+
+
+# ---- the runner -----------------------------------------------------------------------------
+def _device_kwargs(fn: Callable, ctx: LabContext, what: str) -> dict[str, Any]:
+    """``{"device": ...}`` for ``fn`` off the CPU; LabError if ``fn`` takes no device."""
+    if ctx.device == "cpu":
+        return {}
+    if "device" not in inspect.signature(fn).parameters:
+        raise LabError(f"{what} runs on the CPU only (it takes no device argument)")
+    return {"device": ctx.device}
+
+
+def ensure(ctx: LabContext, name: str) -> Metrics:
+    """Run stage ``name`` (after the stages it needs) unless it already ran; its metrics.
+
+    ``seconds`` is wall-clock and ``cpu_seconds`` process CPU time of the stage, evaluation
+    included; saving models for later stages is not counted.
+    """
+    if name in ctx.results:
+        return ctx.results[name]
+    stage = STAGES[name]
+    for needed in stage.needs:
+        ensure(ctx, needed)
+    if stage.uses_cache:
+        publish_sft(ctx)
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = stage.run(ctx)
+    out = {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
+           **out}
+    ctx.results[name] = out
+    return out
+
+
+@contextlib.contextmanager
+def fresh_cache(root: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Point ``$RLCOURSE_CACHE`` at ``root`` (default: a new empty temporary folder, deleted
+    afterwards) for the duration of the block, then restore it."""
+    old = os.environ.get(CACHE_ENV)
+    with contextlib.ExitStack() as stack:
+        if root is None:
+            root = stack.enter_context(tempfile.TemporaryDirectory(prefix="rlcourse-lab-"))
+        os.environ[CACHE_ENV] = str(root)
+        try:
+            yield Path(root)
+        finally:
+            if old is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = old
+
+
+def run_seed(stages: Sequence[str], seed: int, *, cfg: SFTConfig | None = None,
+             device: str = "cpu", progress: bool = True, cache_root: Path | None = None,
+             overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Metrics]:
+    """Run ``stages`` (checked with :func:`parse_stages`) for one seed from scratch; returns
+    ``{stage: metrics}`` for the stages asked for, in run order."""
+    names = parse_stages(stages)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise LabError(f"seed must be a non-negative integer, got {seed!r}")
+    with fresh_cache(cache_root) as root:
+        ctx = LabContext(int(seed), cfg or SFTConfig(), root, device, progress,
+                         dict(overrides or {}))
+        for name in names:
+            ensure(ctx, name)
+            print(f"seed {seed}: {name} done in {ctx.results[name]['seconds']:.1f} s",
+                  file=sys.stderr)
+    return {name: ctx.results[name] for name in names}
+
+
+# ---- reward model and RLHF (from rlcourse.llm.reward_model and rlcourse.llm.rlhf) ---------
+def run_rm(ctx: LabContext) -> Metrics:
+    """Train the Bradley-Terry reward model; its held-out pairwise accuracies, and its mean
+    score of the SFT model's greedy answers (the proxy reward RLHF starts from)."""
+    fn = importlib.import_module("rlcourse.llm.reward_model").train_reward_model
+    rm = fn(ctx.seed, progress=ctx.progress, **_device_kwargs(fn, ctx, "the reward model"),
+            **ctx.overrides.get("rm", {}))
+    ctx.models["rm"] = rm
+    info = rm.info
+    prompts = [p.prompt for p in ctx.heldout()]
+    score = rm.score(prompts, ctx.models["sft_responses"])
+    return {"rm_pair_accuracy": info["pair_accuracy"],
+            "rm_onpolicy_accuracy": info["onpolicy_accuracy"],
+            "train_seconds": info.get("seconds"),
+            "proxy_reward": float(torch.as_tensor(score, dtype=torch.float32).mean())}
+
+
+def _run_rlhf(ctx: LabContext, name: str, reward: str) -> Metrics:
+    """RLHF-PPO from this run's SFT model with ``reward`` ("rm" or "gold"); the final
+    checkpoint's metrics and its gold-accuracy gain over the SFT model."""
+    fn = importlib.import_module("rlcourse.llm.rlhf").train
+    result = fn(ctx.seed, reward=reward, progress=ctx.progress,
+                **_device_kwargs(fn, ctx, "RLHF-PPO"), **ctx.overrides.get(name, {}))
+    ctx.models[name] = result
+    final = result.final
+    out = {k: final[k] for k in ("gold_accuracy", "gold_reward", "proxy_reward", "kl_to_ref",
+                                 "response_length") if k in final}
+    out["train_seconds"] = final.get("seconds")
+    out["gain_over_sft"] = out["gold_accuracy"] - ctx.results["sft"]["gold_accuracy"]
+    return out
+
+
+def run_ppo(ctx: LabContext) -> Metrics:
+    """RLHF-PPO against the learned reward model."""
+    return _run_rlhf(ctx, "ppo", "rm")
+
+
+def run_ppo_gold(ctx: LabContext) -> Metrics:
+    """The same PPO against the gold reward (an oracle reward model)."""
+    return _run_rlhf(ctx, "ppo_gold", "gold")
+
+
+register(Stage("rm", run_rm, needs=("sft",), module="rlcourse.llm.reward_model",
+               attr="train_reward_model", uses_cache=True,
+               summary="Bradley-Terry reward model on the annotator's preferences"))
+register(Stage("ppo", run_ppo, needs=("sft", "rm"), module="rlcourse.llm.rlhf", attr="train",
+               uses_cache=True, summary="RLHF-PPO against the learned reward model"))
+register(Stage("ppo_gold", run_ppo_gold, needs=("sft",), module="rlcourse.llm.rlhf",
+               attr="train", uses_cache=True, summary="the same PPO with the gold reward"))
+
+
+# ---- the report -----------------------------------------------------------------------------
+def _clean(value: Any) -> Any:
+    """JSON-safe value: floats to 4 significant digits, NaN/inf to None."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return None if not math.isfinite(v) else float(f"{v:.4g}")
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    raise TypeError(f"cannot report a {type(value).__name__}")
+
+
+def median_metrics(per_seed: Sequence[dict[str, Metrics]]) -> dict[str, Metrics]:
+    """Per stage, the median over seeds of every numeric metric that every seed reported."""
+    if not per_seed:
+        raise ValueError("per_seed is empty")
+    out: dict[str, Metrics] = {}
+    for stage in per_seed[0]:
+        keys = [k for k, v in per_seed[0][stage].items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        out[stage] = {}
+        for k in keys:
+            vals = [run[stage].get(k) for run in per_seed]
+            if all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
+                out[stage][k] = statistics.median(vals)
+    return out
+
+
+def summarize(seeds: Sequence[int], per_seed: Sequence[dict[str, Metrics]],
+              **extra: Any) -> dict[str, Any]:
+    """The JSON report: ``seeds``, ``per_seed`` (one ``{stage: metrics}`` per seed, in the
+    order of ``seeds``), their ``median``, and any ``extra`` keys (e.g. threads, device)."""
+    if len(seeds) != len(per_seed):
+        raise ValueError(f"{len(seeds)} seeds but {len(per_seed)} per-seed results")
+    return _clean({"seeds": [int(s) for s in seeds], "per_seed": list(per_seed),
+                   "median": median_metrics(per_seed), **extra})
+
+
+COLUMNS = (("seconds", "seconds", "{:.1f}"), ("gold_accuracy", "gold acc", "{:.1%}"),
+           ("rm_pair_accuracy", "RM pairs", "{:.1%}"),
+           ("rm_onpolicy_accuracy", "RM on-policy", "{:.1%}"),
+           ("proxy_reward", "proxy reward", "{:.3f}"), ("kl_to_ref", "KL (nats)", "{:.3f}"),
+           ("response_length", "length", "{:.2f}"))
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table of the medians, one row per stage ('-' where a metric does not
+    apply), and each seed's gold accuracy."""
+    seeds = report["seeds"]
+    lines = [f"tiny-GPT lab, median over seeds {', '.join(map(str, seeds))}",
+             f"{'stage':<9}" + "".join(f"  {title:>12}" for _, title, _ in COLUMNS)]
+    for stage, m in report["median"].items():
+        cells = ["-" if m.get(k) is None else fmt.format(m[k]) for k, _, fmt in COLUMNS]
+        lines.append(f"{stage:<9}" + "".join(f"  {c:>12}" for c in cells))
+    for seed, run in zip(seeds, report["per_seed"]):
+        accs = [f"{stage} {m['gold_accuracy']:.1%}" for stage, m in run.items()
+                if m.get("gold_accuracy") is not None]
+        lines.append(f"seed {seed}: gold accuracy " + (", ".join(accs) or "-"))
+    return "\n".join(lines)
+
+
+def course_config() -> SFTConfig:
+    """The base/SFT configuration the CLI uses: the course defaults (tests shrink it)."""
+    return SFTConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rlcourse.llm.lab",
+                                     description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--stages", default=None,
+                        help=f"comma-separated, from {', '.join(STAGES)} "
+                             "(default: every stage available now)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: 2, or 1 on a 1-core machine)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object as the last line of standard output")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """Validate the arguments (exits with a message on bad input); the stages to run."""
+    from rlcourse.core import pick_device
+
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be non-negative, got {args.first_seed}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    try:
+        args.device = pick_device(args.device)
+        return parse_stages(args.stages if args.stages is not None else available_stages())
+    except (LabError, ValueError, RuntimeError) as err:
+        parser.error(str(err))
+    raise AssertionError("unreachable")  # parser.error exits
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code. Everything but the final table or
+    JSON line goes to standard error, so standard output can be redirected to a file."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    stages = _check_args(parser, args)
+    threads = args.threads or min(2, os.cpu_count() or 1)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            per_seed = [run_seed(stages, seed, cfg=course_config(), device=args.device,
+                                 progress=not args.no_progress) for seed in seeds]
+    finally:
+        torch.set_num_threads(before)
+    report = summarize(seeds, per_seed, stages=stages, device=args.device, threads=threads,
+                       torch=torch.__version__)
+    print(json.dumps(report) if args.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
