@@ -16,16 +16,23 @@ _VALID_DEVICES = ("cpu", "cuda", "mps")
 
 @dataclass(frozen=True)
 class Session:
-    """What :func:`setup` chose. ``started`` is a ``time.perf_counter()`` stamp."""
+    """What :func:`setup` chose. ``started`` is a ``time.perf_counter()`` stamp and
+    ``cpu_started`` a ``time.process_time()`` stamp of this process."""
 
     seed: int
     device: str
     threads: int
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
 
     def elapsed(self) -> float:
-        """Seconds since :func:`setup` was called."""
+        """Wall-clock seconds since :func:`setup` was called."""
         return time.perf_counter() - self.started
+
+    def cpu_elapsed(self) -> float:
+        """CPU seconds this process used since :func:`setup` (all its threads). Unlike
+        :meth:`elapsed`, other jobs on a shared machine barely change it."""
+        return time.process_time() - self.cpu_started
 
 
 _current: Session | None = None

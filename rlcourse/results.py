@@ -44,6 +44,7 @@ def record(notebook: str, *, title: str, topics: str, headline: str,
         "topics": topics,
         "headline": headline,
         "seconds": round(session.elapsed(), 1) if session else None,
+        "cpu_seconds": round(session.cpu_elapsed(), 1) if session else None,
         "metrics": {k: float(f"{float(v):.4g}") for k, v in (metrics or {}).items()},
     }
     folder = os.environ.get(RESULTS_ENV)
@@ -68,14 +69,17 @@ def markdown_table(entries: list[dict[str, Any]]) -> str:
     by_nb: dict[str, dict[str, dict[str, Any]]] = {}
     for e in entries:
         by_nb.setdefault(e["notebook"], {})[e["variant"]] = e
-    rows = ["| # | Notebook | Topics | Runtime on 2 cores (learner / solution) | Headline result |",
-            "|---|---|---|---|---|"]
+    rows = ["| # | Notebook | Topics | Runtime on 2 cores (learner / solution) | "
+            "CPU time (learner / solution) | Headline result |",
+            "|---|---|---|---|---|---|"]
     for nb in sorted(by_nb):
         variants = by_nb[nb]
         main = variants.get("solution") or variants["learner"]
         times = " / ".join(_secs(variants.get(v)) for v in ("learner", "solution"))
+        cpu = " / ".join(_secs(variants.get(v), "cpu_seconds") for v in ("learner", "solution"))
         link = f"[{main['title']}](notebooks/{nb}.ipynb)"
-        rows.append(f"| {nb[:2]} | {link} | {main['topics']} | {times} | {main['headline']} |")
+        rows.append(f"| {nb[:2]} | {link} | {main['topics']} | {times} | {cpu} | "
+                    f"{main['headline']} |")
     return "\n".join(rows)
 
 
@@ -135,10 +139,10 @@ def update_readme(readme: str | Path, folder: str | Path,
     return new != text
 
 
-def _secs(entry: dict[str, Any] | None) -> str:
-    if not entry or entry.get("seconds") is None:
+def _secs(entry: dict[str, Any] | None, key: str = "seconds") -> str:
+    if not entry or entry.get(key) is None:
         return "n/a"
-    return f"{entry['seconds']:.0f} s"
+    return f"{entry[key]:.0f} s"
 
 
 def main(argv: list[str] | None = None) -> None:
