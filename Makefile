@@ -19,8 +19,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install lab test lint unit notebooks build-notebooks readme bench ppo-sweep lock \
-        test-latest clean
+.PHONY: install lab test lint unit notebooks build-notebooks readme bench lab-bench ppo-sweep \
+        lock test-latest clean
 
 # ---- environment -------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -58,8 +58,8 @@ notebooks: install
 build-notebooks: install
 	$(PY) -m rlcourse.build
 
-# Rewrite the README's tables from results/notebooks/ (written by `make notebooks`) and
-# results/bench/ (written by `make bench`).
+# Rewrite the README's tables from results/notebooks/ (written by `make notebooks`),
+# results/bench/ (written by `make bench`) and results/lab/lab.json (`make lab-bench`).
 readme: install
 	$(PY) -m rlcourse.results --update-readme README.md
 
@@ -72,6 +72,14 @@ bench: install
 	    $(PY) -m rlcourse.bench $$algo --env $$env --seeds 10 --json \
 	        > results/bench/$$algo-$$env.json.tmp || exit 1; \
 	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
+
+# The README's lab table: the tiny-GPT pipeline from scratch (python -m rlcourse.llm.lab), 3 seeds.
+LAB_STAGES ?= pretrain,sft,rm,ppo,ppo_gold
+lab-bench: install
+	@mkdir -p results/lab
+	$(PY) -m rlcourse.llm.lab --stages $(LAB_STAGES) --seeds 3 --json \
+	    > results/lab/lab.json.tmp
+	mv results/lab/lab.json.tmp results/lab/lab.json
 
 # Notebook 07's stored experiments (10-seed learning-rate sweep and time-to-solve ablation).
 # Re-run whenever PPO's defaults or training code change; notebook 07 reads results/ppo/.

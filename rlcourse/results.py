@@ -25,6 +25,10 @@ TABLE_START = "<!-- notebook-table:start -->"
 TABLE_END = "<!-- notebook-table:end -->"
 BENCH_START = "<!-- bench-table:start -->"
 BENCH_END = "<!-- bench-table:end -->"
+#: The lab CLI's stored report (``make lab-bench`` writes it).
+LAB_FILE = Path(__file__).resolve().parent.parent / "results" / "lab" / "lab.json"
+LAB_START = "<!-- lab-table:start -->"
+LAB_END = "<!-- lab-table:end -->"
 
 
 def record(notebook: str, *, title: str, topics: str, headline: str,
@@ -101,6 +105,51 @@ def bench_table(folder: str | Path) -> str:
     return "\n".join(rows)
 
 
+LAB_STAGE_NAMES = {"pretrain": "pretraining", "sft": "SFT", "rm": "reward model",
+                   "ppo": "RLHF-PPO, learned RM", "ppo_gold": "PPO, gold reward",
+                   "dpo": "DPO", "grpo": "GRPO"}
+
+
+def _lab_cell(value: Any, fmt: str, scale: float = 1.0) -> str:
+    return "-" if value is None else fmt.format(value * scale)
+
+
+def lab_table(path: str | Path) -> str:
+    """The README's lab table from ``python -m rlcourse.llm.lab ... --json`` output: one row
+    per stage with the medians over seeds, and each seed's gold accuracy."""
+    report = load_lab(path)
+    rows = ["| Stage | Wall-clock s | Gold accuracy, median (per seed) | RM accuracy, gold pairs "
+            "/ SFT samples | Proxy reward | KL to ref (nats) | Response length | "
+            "Gain over SFT (points) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for stage, m in report["median"].items():
+        per = [run[stage].get("gold_accuracy") for run in report["per_seed"]]
+        acc = _lab_cell(m.get("gold_accuracy"), "{:.1%}")
+        if acc != "-":
+            acc += " (" + ", ".join(_lab_cell(a, "{:.0%}") for a in per) + ")"
+        rm = " / ".join(_lab_cell(m.get(k), "{:.1%}")
+                        for k in ("rm_pair_accuracy", "rm_onpolicy_accuracy"))
+        name = LAB_STAGE_NAMES.get(stage, stage)
+        rm = "-" if rm == "- / -" else rm
+        rows.append(f"| {name} | {_lab_cell(m.get('seconds'), '{:.0f}')} | {acc} | {rm}"
+                    f" | {_lab_cell(m.get('proxy_reward'), '{:.3f}')}"
+                    f" | {_lab_cell(m.get('kl_to_ref'), '{:.2f}')}"
+                    f" | {_lab_cell(m.get('response_length'), '{:.2f}')}"
+                    f" | {_lab_cell(m.get('gain_over_sft'), '{:+.1f}', 100)} |")
+    seeds = ", ".join(map(str, report["seeds"]))
+    return "\n".join(rows) + f"\n\nMedians over seeds {seeds}."
+
+
+def load_lab(path: str | Path | None = None) -> dict[str, Any]:
+    """The stored lab report (``python -m rlcourse.llm.lab ... --json``, written by
+    ``make lab-bench``); ``path`` defaults to ``results/lab/lab.json`` of the repository."""
+    path = Path(path) if path is not None else LAB_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no stored lab report: {path} is missing. Run `make lab-bench` "
+                                "in the repository.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def load_bench(algo: str, env_id: str, folder: str | Path | None = None) -> dict[str, Any]:
     """The stored ``python -m rlcourse.bench ALGO --env ENV --json`` result for one run.
 
@@ -127,13 +176,16 @@ def _replace_between(text: str, start: str, end: str, body: str, path: Path) -> 
 
 
 def update_readme(readme: str | Path, folder: str | Path,
-                  bench_folder: str | Path | None = None) -> bool:
+                  bench_folder: str | Path | None = None,
+                  lab_file: str | Path | None = None) -> bool:
     """Replace the tables between the README's markers; returns True if the file changed."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
     new = _replace_between(text, TABLE_START, TABLE_END, markdown_table(load(folder)), path)
     if bench_folder is not None:
         new = _replace_between(new, BENCH_START, BENCH_END, bench_table(bench_folder), path)
+    if lab_file is not None:
+        new = _replace_between(new, LAB_START, LAB_END, lab_table(lab_file), path)
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
@@ -151,11 +203,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default="results/notebooks", help="folder of records")
     parser.add_argument("--bench", default="results/bench",
                         help="folder of `python -m rlcourse.bench ... --json` outputs")
+    parser.add_argument("--lab", default="results/lab/lab.json",
+                        help="`python -m rlcourse.llm.lab ... --json` output")
     parser.add_argument("--update-readme", metavar="README", help="rewrite this README's table")
     args = parser.parse_args(argv)
     if args.update_readme:
         bench = args.bench if Path(args.bench).is_dir() else None
-        changed = update_readme(args.update_readme, args.results, bench)
+        lab = args.lab if Path(args.lab).is_file() else None
+        changed = update_readme(args.update_readme, args.results, bench, lab)
         print(f"{args.update_readme}: {'table updated' if changed else 'already up to date'}")
     else:
         print(markdown_table(load(args.results)))

@@ -52,7 +52,7 @@ def test_readme_table_round_trip(monkeypatch, tmp_path):
     assert "1.40 reward" in text and "old" not in text and text.endswith("outro\n")
     assert results.update_readme(readme, folder) is False
     results.main(["--results", str(folder), "--bench", str(tmp_path / "no-bench"),
-                  "--update-readme", str(readme)])
+                  "--lab", str(tmp_path / "no-lab.json"), "--update-readme", str(readme)])
     results.main(["--results", str(folder)])
     (tmp_path / "bad.md").write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
@@ -89,3 +89,55 @@ def test_load_bench_reads_the_stored_runs(tmp_path):
     assert results.load_bench("dqn", "CartPole-v1", tmp_path) == {"algo": "dqn"}
     with pytest.raises(FileNotFoundError, match="stored: dqn-CartPole-v1"):
         results.load_bench("sac", "Pendulum-v1", tmp_path)
+
+
+LAB_REPORT = {
+    "seeds": [0, 1, 2],
+    "per_seed": [{"sft": {"seconds": 20.0 + i, "gold_accuracy": a},
+                  "rm": {"seconds": 30.0, "rm_pair_accuracy": 0.95, "rm_onpolicy_accuracy": 0.9},
+                  "ppo": {"seconds": 100.0, "gold_accuracy": a + 0.2, "kl_to_ref": 0.5,
+                          "proxy_reward": 0.25, "response_length": 2.1, "gain_over_sft": 0.2}}
+                 for i, a in enumerate([0.55, 0.6, 0.5])],
+    "median": {"sft": {"seconds": 21.0, "gold_accuracy": 0.55},
+               "rm": {"seconds": 30.0, "rm_pair_accuracy": 0.95, "rm_onpolicy_accuracy": 0.9},
+               "ppo": {"seconds": 100.0, "gold_accuracy": 0.75, "kl_to_ref": 0.5,
+                       "proxy_reward": 0.25, "response_length": 2.1, "gain_over_sft": 0.2}},
+}
+
+
+def test_lab_table_and_readme(tmp_path, monkeypatch):
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps(LAB_REPORT))
+    lines = results.lab_table(path).splitlines()
+    assert lines[0].count("|") == lines[1].count("|") == 9
+    assert lines[2] == "| SFT | 21 | 55.0% (55%, 60%, 50%) | - | - | - | - | - |"
+    assert lines[3] == "| reward model | 30 | - | 95.0% / 90.0% | - | - | - | - |"
+    assert lines[4] == ("| RLHF-PPO, learned RM | 100 | 75.0% (75%, 80%, 70%) | - | 0.250 | "
+                        "0.50 | 2.10 | +20.0 |")
+    assert lines[-1] == "Medians over seeds 0, 1, 2."
+    assert results.load_lab(path) == LAB_REPORT
+    with pytest.raises(FileNotFoundError, match="make lab-bench"):
+        results.load_lab(tmp_path / "missing.json")
+    folder = tmp_path / "res"
+    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
+    rlcourse.setup(seed=0, verbose=False)
+    results.record("01_bandits", **ARGS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n"
+                      f"{results.LAB_START}\nSTALE\n{results.LAB_END}\nend\n")
+    results.main(["--results", str(folder), "--bench", str(tmp_path / "no-bench"),
+                  "--lab", str(path), "--update-readme", str(readme)])
+    text = readme.read_text()
+    assert "95.0% / 90.0%" in text and "STALE" not in text and text.endswith("end\n")
+    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n")
+    with pytest.raises(ValueError, match="lab-table:start"):
+        results.update_readme(readme, folder, lab_file=path)
+
+
+def test_stored_lab_report_matches_the_readme():
+    """If `make lab-bench` has stored a report, the README's lab table is generated from it."""
+    if not results.LAB_FILE.is_file():
+        pytest.skip("no stored lab report yet (make lab-bench)")
+    readme = (results.LAB_FILE.parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"{results.LAB_START}\n{results.lab_table(results.LAB_FILE)}\n{results.LAB_END}" \
+        in readme
