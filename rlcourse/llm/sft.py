@@ -141,6 +141,15 @@ def _gradient_step(model, opt, batch: Batch, include_prompt: bool,
     return float(loss.detach())
 
 
+def sft_step(model, batch: Batch, optimizer: torch.optim.Optimizer,
+             max_grad_norm: float = 1.0) -> float:
+    """One SFT update on ``batch``: the mean NLL over its response tokens (``batch.
+    response_mask``), fresh gradients, global gradient norm clipped to ``max_grad_norm``, one
+    ``optimizer`` step. Returns the loss before the step (notebook 09's exercise)."""
+    check_in_range(max_grad_norm, "max_grad_norm", 0.0, np.inf, low_open=True)
+    return _gradient_step(model, optimizer, batch, False, max_grad_norm)
+
+
 def train_lm(model, next_batch: Callable[[], Batch], steps: int, lr: float, *,
              include_prompt: bool, warmup: int = 30, max_grad_norm: float = 1.0,
              desc: str = "train", progress: bool = True,
