@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
@@ -210,7 +211,8 @@ def test_device_argument_is_checked():
 # ---- rm, ppo and ppo_gold with stand-in modules (the real ones are tested in their own files)
 @dataclass
 class _FakeRM:
-    info: dict = field(default_factory=lambda: {"seconds": 1.5, "pair_accuracy": 0.93,
+    info: dict = field(default_factory=lambda: {"seconds": 1.5, "wall_seconds": 2.5,
+                                                "pair_accuracy": 0.93,
                                                 "onpolicy_accuracy": 0.88})
 
     def score(self, prompts, responses):
@@ -222,7 +224,7 @@ class _FakeRM:
 def fake_modules(monkeypatch, tmp_path):
     calls = []
 
-    def train_reward_model(seed, *, progress=True, **overrides):
+    def load_reward_model(seed, *, progress=False, **overrides):
         calls.append(("rm", seed, overrides))
         return _FakeRM()
 
@@ -236,7 +238,7 @@ def fake_modules(monkeypatch, tmp_path):
                                             "seconds": 3.0})
 
     monkeypatch.setitem(sys.modules, "rlcourse.llm.reward_model",
-                        types.SimpleNamespace(train_reward_model=train_reward_model))
+                        types.SimpleNamespace(load_reward_model=load_reward_model))
     monkeypatch.setitem(sys.modules, "rlcourse.llm.rlhf", types.SimpleNamespace(train=train))
     monkeypatch.setattr(lab, "course_config", lambda: TINY)
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "user-cache"))
@@ -264,8 +266,21 @@ def test_rm_stage_reports_accuracies_and_proxy_reward(fake_modules, tmp_path):
     assert fake_modules == [("rm", 1, {"steps": 2})]
     m = out["rm"]
     assert (m["rm_pair_accuracy"], m["rm_onpolicy_accuracy"]) == (0.93, 0.88)
-    assert m["train_seconds"] == 1.5 and m["seconds"] > 0
+    assert (m["train_seconds"], m["train_cpu_seconds"]) == (2.5, 1.5) and m["seconds"] > 0
     # the stand-in scores a response by its length: the proxy is the SFT answers' mean length
     ctx = lab.LabContext(1, TINY, tmp_path / "again", progress=False)
     lab.ensure(ctx, "sft")
     assert m["proxy_reward"] == pytest.approx(ctx.results["sft"]["response_length"])
+
+
+def test_rm_stage_with_the_real_reward_model(tmp_path):
+    """The real reward-model module, tiny: it trains from this run's SFT model (one SFT entry
+    in the lab's cache) and leaves its RM in that cache for RLHF-PPO."""
+    tiny_rm = dict(sft=TINY, steps=3, batch_size=8, warmup=1, onpolicy_prompts=20,
+                   onpolicy_samples=2, onpolicy_rounds=1, eval_samples=2)
+    out = lab.run_seed(["rm"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
+                       overrides={"rm": tiny_rm})["rm"]
+    assert 0 <= out["rm_pair_accuracy"] <= 1 and 0 <= out["rm_onpolicy_accuracy"] <= 1
+    assert out["train_cpu_seconds"] > 0 and math.isfinite(out["proxy_reward"])
+    assert len(cache.list_entries("lab_sft", tmp_path)) == 1
+    assert len(cache.list_entries("lab_rm", tmp_path)) == 1

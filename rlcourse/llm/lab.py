@@ -338,8 +338,12 @@ def run_seed(stages: Sequence[str], seed: int, *, cfg: SFTConfig | None = None,
 # ---- reward model and RLHF (from rlcourse.llm.reward_model and rlcourse.llm.rlhf) ---------
 def run_rm(ctx: LabContext) -> Metrics:
     """Train the Bradley-Terry reward model; its held-out pairwise accuracies, and its mean
-    score of the SFT model's greedy answers (the proxy reward RLHF starts from)."""
-    fn = importlib.import_module("rlcourse.llm.reward_model").train_reward_model
+    score of the SFT model's greedy answers (the proxy reward RLHF starts from).
+
+    It goes through ``load_reward_model``: the lab's cache is empty, so that trains the RM,
+    and saves it where RLHF-PPO, which loads the RM from the cache, finds it.
+    """
+    fn = importlib.import_module("rlcourse.llm.reward_model").load_reward_model
     rm = fn(ctx.seed, progress=ctx.progress, **_device_kwargs(fn, ctx, "the reward model"),
             **ctx.overrides.get("rm", {}))
     ctx.models["rm"] = rm
@@ -348,7 +352,7 @@ def run_rm(ctx: LabContext) -> Metrics:
     score = rm.score(prompts, ctx.models["sft_responses"])
     return {"rm_pair_accuracy": info["pair_accuracy"],
             "rm_onpolicy_accuracy": info["onpolicy_accuracy"],
-            "train_seconds": info.get("seconds"),
+            "train_seconds": info.get("wall_seconds"), "train_cpu_seconds": info.get("seconds"),
             "proxy_reward": float(torch.as_tensor(score, dtype=torch.float32).mean())}
 
 
@@ -378,7 +382,7 @@ def run_ppo_gold(ctx: LabContext) -> Metrics:
 
 
 register(Stage("rm", run_rm, needs=("sft",), module="rlcourse.llm.reward_model",
-               attr="train_reward_model", uses_cache=True,
+               attr="load_reward_model", uses_cache=True,
                summary="Bradley-Terry reward model on the annotator's preferences"))
 register(Stage("ppo", run_ppo, needs=("sft", "rm"), module="rlcourse.llm.rlhf", attr="train",
                uses_cache=True, summary="RLHF-PPO against the learned reward model"))
