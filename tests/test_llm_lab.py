@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rlcourse.llm import cache, lab, sft
-from rlcourse.llm.model import ModelConfig
+from rlcourse.llm.model import ModelConfig, build_tokenizer
 
 TINY = sft.SFTConfig(model=ModelConfig(n_embd=32, n_layer=1, n_head=2), n_heldout=40,
                      batch_size=16, pretrain_steps=4, sft_steps=3, warmup=2)
@@ -284,3 +284,13 @@ def test_rm_stage_with_the_real_reward_model(tmp_path):
     assert out["train_cpu_seconds"] > 0 and math.isfinite(out["proxy_reward"])
     assert len(cache.list_entries("lab_sft", tmp_path)) == 1
     assert len(cache.list_entries("lab_rm", tmp_path)) == 1
+
+
+def test_batches_move_to_the_device():
+    tok = build_tokenizer()
+    batch = sft.make_batch(tok, ["12+34="], ["46"])
+    assert lab._on_device(lambda: batch, "cpu")() is batch
+    moved = lab._on_device(lambda: batch, "meta")()  # any non-CPU device; meta needs no GPU
+    for name in ("input_ids", "attention_mask", "response_mask", "all_mask"):
+        t = getattr(moved, name)
+        assert t.device.type == "meta" and t.shape == getattr(batch, name).shape
