@@ -228,9 +228,9 @@ def fake_modules(monkeypatch, tmp_path):
         calls.append(("rm", seed, overrides))
         return _FakeRM()
 
-    def train(seed, *, reward="rm", progress=True, **overrides):
+    def train(seed, *, reward="rm", progress=True, sft_cfg=None, **overrides):
         # what the real module does: load the SFT model from the (lab's temporary) cache
-        _, _, entry = sft.sft_model(TINY, seed)
+        _, _, entry = sft.sft_model(sft_cfg, seed)
         calls.append((reward, seed, entry.built))
         acc = 0.9 if reward == "gold" else 0.6
         return types.SimpleNamespace(final={"gold_accuracy": acc, "proxy_reward": 0.4,
@@ -251,7 +251,7 @@ def test_rm_and_ppo_stages_reuse_this_runs_models(fake_modules, capsys, tmp_path
     report = _last_json(capsys.readouterr().out)
     assert report["stages"] == ["ppo", "ppo_gold"]
     # rm ran once as ppo's prerequisite; both PPO runs found this run's SFT model cached
-    assert fake_modules == [("rm", 0, {}), ("rm", 0, False), ("gold", 0, False)]
+    assert fake_modules == [("rm", 0, {"sft": TINY}), ("rm", 0, False), ("gold", 0, False)]
     run = report["per_seed"][0]
     assert set(run) == {"ppo", "ppo_gold"}
     sft_acc = run["ppo"]["gold_accuracy"] - run["ppo"]["gain_over_sft"]
@@ -263,7 +263,7 @@ def test_rm_and_ppo_stages_reuse_this_runs_models(fake_modules, capsys, tmp_path
 def test_rm_stage_reports_accuracies_and_proxy_reward(fake_modules, tmp_path):
     out = lab.run_seed(["rm"], 1, cfg=TINY, progress=False, cache_root=tmp_path,
                        overrides={"rm": {"steps": 2}})
-    assert fake_modules == [("rm", 1, {"steps": 2})]
+    assert fake_modules == [("rm", 1, {"sft": TINY, "steps": 2})]
     m = out["rm"]
     assert (m["rm_pair_accuracy"], m["rm_onpolicy_accuracy"]) == (0.93, 0.88)
     assert (m["train_seconds"], m["train_cpu_seconds"]) == (2.5, 1.5) and m["seconds"] > 0
@@ -276,7 +276,7 @@ def test_rm_stage_reports_accuracies_and_proxy_reward(fake_modules, tmp_path):
 def test_rm_stage_with_the_real_reward_model(tmp_path):
     """The real reward-model module, tiny: it trains from this run's SFT model (one SFT entry
     in the lab's cache) and leaves its RM in that cache for RLHF-PPO."""
-    tiny_rm = dict(sft=TINY, steps=3, batch_size=8, warmup=1, onpolicy_prompts=20,
+    tiny_rm = dict(steps=3, batch_size=8, warmup=1, onpolicy_prompts=20,
                    onpolicy_samples=2, onpolicy_rounds=1, eval_samples=2)
     out = lab.run_seed(["rm"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
                        overrides={"rm": tiny_rm})["rm"]
@@ -294,3 +294,16 @@ def test_batches_move_to_the_device():
     for name in ("input_ids", "attention_mask", "response_mask", "all_mask"):
         t = getattr(moved, name)
         assert t.device.type == "meta" and t.shape == getattr(batch, name).shape
+
+
+def test_ppo_gold_stage_with_the_real_rlhf_module(tmp_path):
+    """The real RLHF module, tiny: PPO with the gold reward from this run's SFT model."""
+    if lab.unavailable_reason("ppo_gold") is not None:
+        pytest.skip(lab.unavailable_reason("ppo_gold"))
+    tiny_ppo = dict(updates=1, n_prompts=4, minibatch=4, epochs=1, n_eval=20, eval_every=0)
+    run = lab.run_seed(["ppo_gold"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
+                       overrides={"ppo_gold": tiny_ppo})
+    out = run["ppo_gold"]
+    assert 0 <= out["gold_accuracy"] <= 1 and out["kl_to_ref"] >= -1e-6
+    assert out["train_seconds"] > 0 and -1 <= out["gain_over_sft"] <= 1
+    assert len(cache.list_entries("lab_sft", tmp_path)) == 1

@@ -344,8 +344,9 @@ def run_rm(ctx: LabContext) -> Metrics:
     and saves it where RLHF-PPO, which loads the RM from the cache, finds it.
     """
     fn = importlib.import_module("rlcourse.llm.reward_model").load_reward_model
+    overrides = {"sft": ctx.cfg, **ctx.overrides.get("rm", {})}
     rm = fn(ctx.seed, progress=ctx.progress, **_device_kwargs(fn, ctx, "the reward model"),
-            **ctx.overrides.get("rm", {}))
+            **overrides)
     ctx.models["rm"] = rm
     info = rm.info
     prompts = [p.prompt for p in ctx.heldout()]
@@ -360,13 +361,16 @@ def _run_rlhf(ctx: LabContext, name: str, reward: str) -> Metrics:
     """RLHF-PPO from this run's SFT model with ``reward`` ("rm" or "gold"); the final
     checkpoint's metrics and its gold-accuracy gain over the SFT model."""
     fn = importlib.import_module("rlcourse.llm.rlhf").train
+    kwargs = {"sft_cfg": ctx.cfg} if "sft_cfg" in inspect.signature(fn).parameters else {}
     result = fn(ctx.seed, reward=reward, progress=ctx.progress,
-                **_device_kwargs(fn, ctx, "RLHF-PPO"), **ctx.overrides.get(name, {}))
+                **_device_kwargs(fn, ctx, "RLHF-PPO"), **kwargs, **ctx.overrides.get(name, {}))
     ctx.models[name] = result
     final = result.final
-    out = {k: final[k] for k in ("gold_accuracy", "gold_reward", "proxy_reward", "kl_to_ref",
-                                 "response_length") if k in final}
+    out = {k: final[k] for k in ("gold_accuracy", "gold_reward", "accuracy_carry",
+                                 "proxy_reward", "kl_to_ref", "response_length", "beta")
+           if k in final}
     out["train_seconds"] = final.get("seconds")
+    out["train_cpu_seconds"] = final.get("cpu_seconds")
     out["gain_over_sft"] = out["gold_accuracy"] - ctx.results["sft"]["gold_accuracy"]
     return out
 
