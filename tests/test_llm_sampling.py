@@ -66,7 +66,7 @@ def test_next_token_distribution_limits_and_errors():
 
 
 def test_sample_responses_greedy_limit_equals_generate(tok, tiny):
-    prompts = ["47+35=", "12+13=", "99+98="]
+    prompts = ["47+35=", "1+2=", "99+98="]  # different lengths: left padding
     greedy = lm.generate(tiny, tok, prompts, max_new_tokens=5).responses
     sampled = sampling.sample_responses(tiny, tok, prompts, n_samples=3, top_k=1)
     assert sampled == [[g] * 3 for g in greedy]

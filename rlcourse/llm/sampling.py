@@ -6,8 +6,9 @@
 * :func:`next_token_distribution` turns next-token logits into the distribution a sampler
   draws from: logits divided by the temperature, all but the ``top_k`` largest removed, softmax.
   It is what Hugging Face's temperature and top-k logits warpers do before sampling.
-* :func:`sample_responses` is a plain sampling loop (no KV cache) that draws ``n`` responses per
-  prompt from any such distribution function, so a learner's own function can drive it.
+* :func:`sample_responses` is a plain sampling loop (with the KV cache) that draws ``n``
+  responses per prompt from any such distribution function, so a learner's own function can
+  drive it.
 * :func:`pass_at_k` is the unbiased estimate of "at least one of k samples is right" from n
   samples of which c were right (Chen et al., 2021).
 
@@ -61,7 +62,7 @@ def sample_responses(model, tokenizer, prompts: Sequence[str], n_samples: int = 
                      generator: torch.Generator | None = None) -> list[list[str]]:
     """``n_samples`` sampled responses (texts without the end marker) for each prompt.
 
-    One token at a time: run the model on everything so far, turn the last logits into
+    One token at a time (reusing the model's key/value cache): turn the last logits into
     probabilities with ``distribution(logits [N, V], temperature, top_k)`` and draw from them
     (with ``generator`` if given). A row that has emitted eos receives padding from then on.
     """
@@ -73,13 +74,17 @@ def sample_responses(model, tokenizer, prompts: Sequence[str], n_samples: int = 
     done = torch.zeros(ids.shape[0], dtype=torch.bool)
     was_training = model.training
     model.eval()
+    past, fresh = None, ids
     for _ in range(max_new_tokens):
-        logits = model(input_ids=ids, attention_mask=mask,
-                       position_ids=position_ids(mask)).logits[:, -1]
-        probs = distribution(logits, temperature, top_k)
+        pos = position_ids(mask)[:, -fresh.shape[1]:]
+        out = model(input_ids=fresh, attention_mask=mask, position_ids=pos,
+                    past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        probs = distribution(out.logits[:, -1], temperature, top_k)
         nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        fresh = nxt[:, None]
+        ids = torch.cat([ids, fresh], dim=1)
         mask = torch.cat([mask, (~done).to(mask.dtype)[:, None]], dim=1)
         done |= nxt == eos
         if bool(done.all()):
