@@ -107,7 +107,7 @@ def _step(model, loss, optimizer, max_grad_norm, zero=True, clip=True, step=True
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     if step:
         optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def step_no_zero_grad(model, batch, optimizer, max_grad_norm=1.0):
@@ -175,3 +175,16 @@ WRONG_ANSWERS = {
 @pytest.mark.parametrize(("name", "candidate", "expected"), honesty_cases(WRONG_ANSWERS))
 def test_check_is_honest(name, candidate, expected):
     assert_verdict(name, candidate, expected)
+
+
+def test_distribution_check_needs_any_leading_shape():
+    """A function that only handles [B, V] (softmax over dim 1) fails on a single row [V]."""
+
+    def rows_only(logits, temperature=1.0, top_k=None):
+        x = logits / temperature
+        if top_k is not None:
+            kth = torch.topk(x, top_k, dim=1).values[:, -1:]
+            x = x.masked_fill(x < kth, float("-inf"))
+        return torch.softmax(x, dim=1)
+
+    assert_verdict("llm_policies.next_token_distribution", rows_only, "failed")

@@ -85,6 +85,8 @@ def _(fn: Callable) -> None:
                  "temperature 0.5, top_k 3", atol=1e-6)
     expect_close(fn(x, 3.0, 1), [[1.0, 0.0, 0.0, 0.0, 0.0]],
                  "top_k 1 (greedy, whatever the temperature)", atol=1e-6)
+    expect_close(fn(x[0], 2.0, 2), _probs(row, 2.0, [0, 3]),
+                 "a single row of logits, shape [5], temperature 2, top_k 2", atol=1e-6)
     batch = torch.tensor([row, [0.0, 0.0, 3.0, -2.0, 1.0]], dtype=torch.float64)
     expect_close(fn(batch, 1.5, 2), [_probs(row, 1.5, [0, 3]),
                                      _probs([0.0, 0.0, 3.0, -2.0, 1.0], 1.5, [2, 4])],
