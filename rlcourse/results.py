@@ -118,8 +118,8 @@ def lab_table(path: str | Path) -> str:
     """The README's lab table from ``python -m rlcourse.llm.lab ... --json`` output: one row
     per stage with the medians over seeds, and each seed's gold accuracy."""
     report = load_lab(path)
-    rows = ["| Stage | Wall-clock s | Gold accuracy, median (per seed) | RM accuracy, gold pairs "
-            "/ SFT samples | Proxy reward | KL to ref (nats) | Response length | "
+    rows = ["| Stage | Wall-clock s (CPU s) | Gold accuracy, median (per seed) | RM accuracy, "
+            "gold pairs / SFT samples | Proxy reward | KL to ref (nats) | Response length | "
             "Gain over SFT (points) |",
             "|---|---|---|---|---|---|---|---|"]
     for stage, m in report["median"].items():
@@ -131,7 +131,10 @@ def lab_table(path: str | Path) -> str:
                         for k in ("rm_pair_accuracy", "rm_onpolicy_accuracy"))
         name = LAB_STAGE_NAMES.get(stage, stage)
         rm = "-" if rm == "- / -" else rm
-        rows.append(f"| {name} | {_lab_cell(m.get('seconds'), '{:.0f}')} | {acc} | {rm}"
+        secs = _lab_cell(m.get("seconds"), "{:.0f}")
+        if m.get("cpu_seconds") is not None:
+            secs += f" ({m['cpu_seconds']:.0f})"
+        rows.append(f"| {name} | {secs} | {acc} | {rm}"
                     f" | {_lab_cell(m.get('proxy_reward'), '{:.3f}')}"
                     f" | {_lab_cell(m.get('kl_to_ref'), '{:.2f}')}"
                     f" | {_lab_cell(m.get('response_length'), '{:.2f}')}"

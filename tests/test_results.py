@@ -77,7 +77,8 @@ def test_bench_table_and_readme(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n"
                       f"{results.BENCH_START}\nold\n{results.BENCH_END}\n")
-    results.main(["--results", str(folder), "--bench", str(bench), "--update-readme", str(readme)])
+    results.main(["--results", str(folder), "--bench", str(bench), "--lab",
+                  str(tmp_path / "no-lab.json"), "--update-readme", str(readme)])
     assert "2,000" in readme.read_text() and "old" not in readme.read_text()
 
 
@@ -98,7 +99,7 @@ LAB_REPORT = {
                   "ppo": {"seconds": 100.0, "gold_accuracy": a + 0.2, "kl_to_ref": 0.5,
                           "proxy_reward": 0.25, "response_length": 2.1, "gain_over_sft": 0.2}}
                  for i, a in enumerate([0.55, 0.6, 0.5])],
-    "median": {"sft": {"seconds": 21.0, "gold_accuracy": 0.55},
+    "median": {"sft": {"seconds": 21.0, "cpu_seconds": 9.6, "gold_accuracy": 0.55},
                "rm": {"seconds": 30.0, "rm_pair_accuracy": 0.95, "rm_onpolicy_accuracy": 0.9},
                "ppo": {"seconds": 100.0, "gold_accuracy": 0.75, "kl_to_ref": 0.5,
                        "proxy_reward": 0.25, "response_length": 2.1, "gain_over_sft": 0.2}},
@@ -110,7 +111,7 @@ def test_lab_table_and_readme(tmp_path, monkeypatch):
     path.write_text(json.dumps(LAB_REPORT))
     lines = results.lab_table(path).splitlines()
     assert lines[0].count("|") == lines[1].count("|") == 9
-    assert lines[2] == "| SFT | 21 | 55.0% (55%, 60%, 50%) | - | - | - | - | - |"
+    assert lines[2] == "| SFT | 21 (10) | 55.0% (55%, 60%, 50%) | - | - | - | - | - |"
     assert lines[3] == "| reward model | 30 | - | 95.0% / 90.0% | - | - | - | - |"
     assert lines[4] == ("| RLHF-PPO, learned RM | 100 | 75.0% (75%, 80%, 70%) | - | 0.250 | "
                         "0.50 | 2.10 | +20.0 |")
