@@ -152,6 +152,7 @@ def test_tiny_end_to_end_json(tiny, capsys):
     assert "seed 4: sft done" in captured.err
     assert report["seeds"] == [3, 4] and report["stages"] == ["pretrain", "sft"]
     assert report["threads"] == 1 and report["device"] == "cpu"
+    assert report["config"] == {"sft": json.loads(json.dumps(TINY.to_dict()))}
     assert [set(run) for run in report["per_seed"]] == [{"pretrain", "sft"}] * 2
     for stage in ("pretrain", "sft"):
         assert REPORTED <= set(report["median"][stage])
@@ -210,6 +211,12 @@ def test_device_argument_is_checked():
 
 # ---- rm, ppo and ppo_gold with stand-in modules (the real ones are tested in their own files)
 @dataclass
+class _FakePPOConfig:
+    reward: str
+    beta: float = 0.1
+
+
+@dataclass
 class _FakeRM:
     info: dict = field(default_factory=lambda: {"seconds": 1.5, "wall_seconds": 2.5,
                                                 "pair_accuracy": 0.93,
@@ -235,7 +242,7 @@ def fake_modules(monkeypatch, tmp_path):
         acc = 0.9 if reward == "gold" else 0.6
         return types.SimpleNamespace(final={"gold_accuracy": acc, "proxy_reward": 0.4,
                                             "kl_to_ref": 0.8, "response_length": 2.0,
-                                            "seconds": 3.0})
+                                            "seconds": 3.0}, config=_FakePPOConfig(reward))
 
     monkeypatch.setitem(sys.modules, "rlcourse.llm.reward_model",
                         types.SimpleNamespace(load_reward_model=load_reward_model))
@@ -258,6 +265,8 @@ def test_rm_and_ppo_stages_reuse_this_runs_models(fake_modules, capsys, tmp_path
     assert run["ppo_gold"]["gain_over_sft"] == pytest.approx(0.9 - sft_acc, abs=1e-3)
     assert run["ppo"]["kl_to_ref"] == 0.8 and run["ppo"]["train_seconds"] == 3.0
     assert not (tmp_path / "user-cache").exists()  # the user's cache was never touched
+    assert report["config"]["ppo"] == {"reward": "rm", "beta": 0.1}
+    assert report["config"]["ppo_gold"]["reward"] == "gold" and "sft" in report["config"]
 
 
 def test_rm_stage_reports_accuracies_and_proxy_reward(fake_modules, tmp_path):
@@ -278,8 +287,10 @@ def test_rm_stage_with_the_real_reward_model(tmp_path):
     in the lab's cache) and leaves its RM in that cache for RLHF-PPO."""
     tiny_rm = dict(steps=3, batch_size=8, warmup=1, onpolicy_prompts=20,
                    onpolicy_samples=2, onpolicy_rounds=1, eval_samples=2)
+    configs = {}
     out = lab.run_seed(["rm"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
-                       overrides={"rm": tiny_rm})["rm"]
+                       overrides={"rm": tiny_rm}, configs=configs)["rm"]
+    assert configs["rm"]["steps"] == 3 and configs["rm"]["sft"] == configs["sft"]
     assert 0 <= out["rm_pair_accuracy"] <= 1 and 0 <= out["rm_onpolicy_accuracy"] <= 1
     assert out["train_cpu_seconds"] > 0 and math.isfinite(out["proxy_reward"])
     assert len(cache.list_entries("lab_sft", tmp_path)) == 1
@@ -301,8 +312,10 @@ def test_ppo_gold_stage_with_the_real_rlhf_module(tmp_path):
     if lab.unavailable_reason("ppo_gold") is not None:
         pytest.skip(lab.unavailable_reason("ppo_gold"))
     tiny_ppo = dict(updates=1, n_prompts=4, minibatch=4, epochs=1, n_eval=20, eval_every=0)
+    configs = {}
     run = lab.run_seed(["ppo_gold"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
-                       overrides={"ppo_gold": tiny_ppo})
+                       overrides={"ppo_gold": tiny_ppo}, configs=configs)
+    assert configs["ppo_gold"]["updates"] == 1
     out = run["ppo_gold"]
     assert 0 <= out["gold_accuracy"] <= 1 and out["kl_to_ref"] >= -1e-6
     assert out["train_seconds"] > 0 and -1 <= out["gain_over_sft"] <= 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import importlib
 import inspect
 import json
@@ -71,6 +72,7 @@ class LabContext:
     tokenizer: Any = None
     models: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Metrics] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
     published: bool = False
 
     def heldout(self) -> list[task.Problem]:
@@ -235,6 +237,7 @@ def run_pretrain(ctx: LabContext) -> Metrics:
     base = build_model(ctx.tokenizer, ctx.cfg.model, seed=ctx.seed).to(ctx.device)
     out = _lm_stage(ctx, base, pretraining=True)
     ctx.models["base"] = base
+    ctx.configs["sft"] = ctx.cfg.to_dict()
     return {**out, "parameters": count_parameters(base), **_report_eval(base, ctx, "base")}
 
 
@@ -320,9 +323,11 @@ def fresh_cache(root: str | os.PathLike | None = None) -> Iterator[Path]:
 
 def run_seed(stages: Sequence[str], seed: int, *, cfg: SFTConfig | None = None,
              device: str = "cpu", progress: bool = True, cache_root: Path | None = None,
-             overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Metrics]:
+             overrides: dict[str, dict[str, Any]] | None = None,
+             configs: dict[str, Any] | None = None) -> dict[str, Metrics]:
     """Run ``stages`` (checked with :func:`parse_stages`) for one seed from scratch; returns
-    ``{stage: metrics}`` for the stages asked for, in run order."""
+    ``{stage: metrics}`` for the stages asked for, in run order. A ``configs`` dict is filled
+    with the configuration each stage trained with (e.g. ``"sft"``, ``"rm"``, ``"ppo"``)."""
     names = parse_stages(stages)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise LabError(f"seed must be a non-negative integer, got {seed!r}")
@@ -333,6 +338,8 @@ def run_seed(stages: Sequence[str], seed: int, *, cfg: SFTConfig | None = None,
             ensure(ctx, name)
             print(f"seed {seed}: {name} done in {ctx.results[name]['seconds']:.1f} s",
                   file=sys.stderr)
+    if configs is not None:
+        configs.update(ctx.configs)
     return {name: ctx.results[name] for name in names}
 
 
@@ -350,6 +357,7 @@ def run_rm(ctx: LabContext) -> Metrics:
             **overrides)
     ctx.models["rm"] = rm
     info = rm.info
+    ctx.configs["rm"] = info.get("config")
     prompts = [p.prompt for p in ctx.heldout()]
     score = rm.score(prompts, ctx.models["sft_responses"])
     return {"rm_pair_accuracy": info["pair_accuracy"],
@@ -366,6 +374,8 @@ def _run_rlhf(ctx: LabContext, name: str, reward: str) -> Metrics:
     result = fn(ctx.seed, reward=reward, progress=ctx.progress,
                 **_device_kwargs(fn, ctx, "RLHF-PPO"), **kwargs, **ctx.overrides.get(name, {}))
     ctx.models[name] = result
+    if dataclasses.is_dataclass(getattr(result, "config", None)):
+        ctx.configs[name] = dataclasses.asdict(result.config)
     final = result.final
     out = {k: final[k] for k in ("gold_accuracy", "gold_reward", "accuracy_carry",
                                  "proxy_reward", "kl_to_ref", "response_length", "beta")
@@ -513,14 +523,16 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    configs: dict[str, Any] = {}
     try:
         with contextlib.redirect_stdout(sys.stderr):
             per_seed = [run_seed(stages, seed, cfg=course_config(), device=args.device,
-                                 progress=not args.no_progress) for seed in seeds]
+                                 progress=not args.no_progress, configs=configs)
+                        for seed in seeds]
     finally:
         torch.set_num_threads(before)
     report = summarize(seeds, per_seed, stages=stages, device=args.device, threads=threads,
-                       torch=torch.__version__)
+                       torch=torch.__version__, config=configs)
     print(json.dumps(report) if args.json else format_table(report))
     return 0
 
