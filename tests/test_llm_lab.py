@@ -207,6 +207,19 @@ def test_device_argument_is_checked():
     assert lab._device_kwargs(with_device, ctx, "x") == {"device": "cuda"}
     ctx.device = "cpu"
     assert lab._device_kwargs(no_device, ctx, "x") == {}
+    lab.check_device(["ppo_gold"], "cpu")
+    lab.check_device(["pretrain", "sft"], "cuda:0")  # the lab's own stages move batches
+
+
+def test_device_is_checked_before_training(fake_modules, monkeypatch):
+    import rlcourse.core
+
+    monkeypatch.setattr(rlcourse.core, "pick_device", lambda device: device)
+    with pytest.raises(lab.LabError, match="stage 'rm' runs on the CPU only"):
+        lab.check_device(["ppo"], "cuda")
+    with pytest.raises(SystemExit):
+        lab.main(["--stages", "rm", "--device", "cuda"])
+    assert fake_modules == []  # nothing was trained
 
 
 # ---- rm, ppo and ppo_gold with stand-in modules (the real ones are tested in their own files)

@@ -282,6 +282,18 @@ def _device_kwargs(fn: Callable, ctx: LabContext, what: str) -> dict[str, Any]:
     return {"device": ctx.device}
 
 
+def check_device(stages: Sequence[str], device: str) -> None:
+    """LabError if a stage of ``stages`` (or one they need) cannot run on ``device``: off the
+    CPU, each package function a stage calls must take a ``device`` argument."""
+    if device == "cpu":
+        return
+    for name in dict.fromkeys(n for s in stages for n in _closure(s)):
+        stage = STAGES[name]
+        if stage.module is not None and stage.attr is not None:
+            fn = getattr(importlib.import_module(stage.module), stage.attr)
+            _device_kwargs(fn, LabContext(0, SFTConfig(), Path("."), device), f"stage {name!r}")
+
+
 def ensure(ctx: LabContext, name: str) -> Metrics:
     """Run stage ``name`` (after the stages it needs) unless it already ran; its metrics.
 
@@ -507,7 +519,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
         parser.error(f"--threads must be at least 1, got {args.threads}")
     try:
         args.device = pick_device(args.device)
-        return parse_stages(args.stages if args.stages is not None else available_stages())
+        stages = parse_stages(args.stages if args.stages is not None else available_stages())
+        check_device(stages, args.device)
+        return stages
     except (LabError, ValueError, RuntimeError) as err:
         parser.error(str(err))
     raise AssertionError("unreachable")  # parser.error exits
