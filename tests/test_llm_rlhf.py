@@ -290,3 +290,19 @@ def test_gold_reward_fn_scores_like_the_verifier():
     got = rlhf.gold_reward_fn(["12+35=", "47+38="], ["47", "75"])
     want = [task.gold_reward("12+35=", "47"), task.gold_reward("47+38=", "75")]
     assert got.tolist() == pytest.approx(want) and want[0] == 1.0 and want[1] < 1.0
+
+
+def test_stored_experiment_settings_are_valid_and_summaries_are_json(tmp_path):
+    import json
+    from dataclasses import replace
+
+    for name, settings in rlhf.experiment_grid().items():
+        assert settings, name
+        for s in settings:
+            extra = {"seed", "reward", "label", "rm_overrides"}
+            replace(rlhf.Config(), **{k: v for k, v in s.items() if k not in extra})
+            assert s.get("reward", "rm") in ("rm", "gold")
+    res = rlhf.train(1, reward="gold", progress=False, sft_cfg=TINY_SFT, root=tmp_path,
+                     updates=1, n_prompts=4, minibatch=4, epochs=1, eval_every=0, n_eval=10)
+    out = json.loads(json.dumps(rlhf.summary(res)))
+    assert set(out) == {"start", "final", "history"} and len(out["history"]["beta"]) == 1

@@ -49,15 +49,20 @@ RewardFn = Callable[[Sequence[str], Sequence[str]], Tensor]
 
 @dataclass(frozen=True)
 class Config:
-    """Course defaults for RLHF-PPO on the lab task (``kl_target`` set = adaptive beta)."""
+    """Course defaults for RLHF-PPO on the lab task (``kl_target`` set = adaptive beta).
+
+    Measured on the shared 2-core CPU, one torch thread, SFT seed 0, gold reward: 40 updates
+    (about 36 CPU-s) took greedy held-out accuracy from 0.57 to 0.96 with KL 0.87 nats per
+    response; 10 updates already reached 0.92.
+    """
 
     updates: int = 40               # rollouts (each followed by ``epochs`` passes of PPO)
     n_prompts: int = 64             # prompts per rollout, one sampled response each
     minibatch: int = 32
-    epochs: int = 2
-    lr: float = 5e-5                # actor
+    epochs: int = 4
+    lr: float = 1e-4                # actor
     critic_lr: float = 3e-4
-    beta: float = 0.1               # KL coefficient towards the reference
+    beta: float = 0.05              # KL coefficient towards the reference
     kl_target: float | None = None  # nats per response; None keeps beta fixed
     clip_eps: float = 0.2
     value_clip: float | None = 0.2
@@ -241,11 +246,18 @@ def sample(policy, tokenizer, prompts: Sequence[str], cfg: Config,
            generator: torch.Generator):
     """Responses sampled from ``policy`` (a :class:`rlcourse.llm.model.Generation`), drawn
     with a seed taken from ``generator`` so the global torch RNG is left alone."""
+    from transformers.utils import logging
+
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return generate(policy, tokenizer, prompts, cfg.max_new_tokens, do_sample=True,
-                        temperature=cfg.temperature)
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()  # HF generate warns about padding it handles itself
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return generate(policy, tokenizer, prompts, cfg.max_new_tokens, do_sample=True,
+                            temperature=cfg.temperature)
+    finally:
+        logging.set_verbosity(level)
 
 
 def response_logits(model, sequences: Tensor, attention_mask: Tensor, start: int) -> Tensor:
@@ -355,8 +367,10 @@ def gold_reward_fn(prompts: Sequence[str], responses: Sequence[str]) -> Tensor:
     return torch.tensor([task.gold_reward(p, r) for p, r in zip(prompts, responses)])
 
 
-def reward_function(reward: str, seed: int = 0) -> tuple[RewardFn, object | None]:
-    """(reward_fn, reward_model or None) for ``reward`` in {"rm", "gold"}."""
+def reward_function(reward: str, seed: int = 0,
+                    rm_overrides: dict | None = None) -> tuple[RewardFn, object | None]:
+    """(reward_fn, reward_model or None) for ``reward`` in {"rm", "gold"}; ``rm_overrides``
+    go to :func:`rlcourse.llm.reward_model.load_reward_model` (e.g. ``length_bias``)."""
     if reward == "gold":
         return gold_reward_fn, None
     if reward != "rm":
@@ -366,7 +380,7 @@ def reward_function(reward: str, seed: int = 0) -> tuple[RewardFn, object | None
     except ImportError as err:
         raise RuntimeError("reward='rm' needs rlcourse.llm.reward_model (the learned reward "
                            "model); use reward='gold' for the oracle") from err
-    rm = load_reward_model(seed=seed)
+    rm = load_reward_model(seed=seed, **(rm_overrides or {}))
     return rm.score, rm
 
 
@@ -453,17 +467,20 @@ def _setup(seed: int, sft_seed: int | None, sft_cfg, root, progress: bool, cfg: 
 
 def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
           reward_fn: RewardFn | None = None, experience_fn: Callable | None = None,
-          sft_seed: int | None = None, sft_cfg=None, root=None, **overrides) -> RLHFResult:
+          sft_seed: int | None = None, sft_cfg=None, root=None, rm_overrides: dict | None = None,
+          **overrides) -> RLHFResult:
     """RLHF-PPO from the cached SFT model (``sft_seed``, default ``seed``) with the course
     :class:`Config` changed by ``overrides``. ``reward`` picks the learned RM or the gold
-    oracle; ``reward_fn`` replaces both; ``experience_fn`` replaces :func:`make_experience`."""
+    oracle (``rm_overrides`` pick its training settings); ``reward_fn`` replaces both;
+    ``experience_fn`` replaces :func:`make_experience`."""
     from tqdm.auto import tqdm
 
     cfg = replace(Config(), **overrides)
     policy, ref, sft_ref, critic, tok, prompts, held = _setup(seed, sft_seed, sft_cfg, root,
                                                               progress, cfg)
     if reward_fn is None:
-        reward_fn, _ = reward_function(reward, seed)
+        reward_fn, _ = reward_function(reward, seed if sft_seed is None else sft_seed,
+                                       rm_overrides)
     experience_fn = experience_fn or make_experience
     opt_p = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
@@ -499,3 +516,71 @@ def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
     history["gold_accuracy"].append(final["gold_accuracy"])
     final.update(seconds=seconds, cpu_seconds=cpu, beta=beta)
     return RLHFResult(cfg, history, final, start, policy, critic, tok)
+
+
+# ---- stored experiments (notebook 11 reads them) ----------------------------------------------
+
+HISTORY_KEYS = ("proxy_reward", "gold_reward", "gold_exact", "kl_to_ref", "entropy",
+                "response_length", "clip_fraction", "approx_kl", "beta")
+
+
+def summary(res: RLHFResult) -> dict:
+    """A JSON-ready summary of a run: the start and final metrics and the per-update history."""
+    hist = {k: [round(float(v), 5) for v in res.history[k]] for k in HISTORY_KEYS}
+    hist["eval_update"] = list(res.history["eval_update"])
+    hist["gold_accuracy"] = [round(float(v), 5) for v in res.history["gold_accuracy"]]
+    return {"start": res.start, "final": res.final, "history": hist}
+
+
+def experiment_grid() -> dict[str, list[dict]]:
+    """The stored experiments: name -> list of run settings (train() keyword arguments)."""
+    biased = {"reward": "rm", "rm_overrides": {"length_bias": GOODHART_LENGTH_BIAS}}
+    return {
+        "goodhart": [{"seed": s, "beta": 0.0, "updates": 40, **biased} for s in (0, 1)],
+        "debugging": [{"seed": 0, "reward": "gold", "updates": 25, "label": label, **change}
+                      for label, change in DEBUG_RUNS.items()],
+        "beta_sweep": [{"seed": 0, "beta": b, "updates": 30, **biased}
+                       for b in (0.0, 0.05, 0.2, 1.0)],
+    }
+
+
+GOODHART_LENGTH_BIAS = 0.6  # the length-biased annotator of notebook 10
+DEBUG_RUNS = {"healthy": {}, "lr x30": {"lr": 3e-3}, "beta = 0": {"beta": 0.0},
+              "reference = policy": {"ref_is_policy": True},
+              "advantages not masked": {"mask_advantages": False}}
+
+
+def run_experiment(name: str, progress: bool = True) -> list[dict]:
+    """Run every setting of ``experiment_grid()[name]`` from the cached SFT model of seed 0."""
+    runs = []
+    for setting in experiment_grid()[name]:
+        kw = {k: v for k, v in setting.items() if k != "label"}
+        res = train(sft_seed=0, progress=progress, **kw)
+        runs.append({"setting": setting, **summary(res)})
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rlcourse.llm.rlhf NAME [NAME ...] --out FILE``: run the stored experiments
+    and write them as JSON (the file keeps experiments it does not rerun)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("names", nargs="+", choices=sorted(experiment_grid()))
+    parser.add_argument("--out", default="results/lab/rlhf_experiments.json")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # 2 threads were slower on the busy 2-core machine
+    out = Path(args.out)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    for name in args.names:
+        data[name] = run_experiment(name, progress=not args.no_progress)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
