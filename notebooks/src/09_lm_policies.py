@@ -340,6 +340,9 @@ assert sft_eval["accuracy_no_carry"] >= 0.9 and sft_eval["accuracy_carry"] <= 0.
 # carry that is the right answer; with a carry the demonstrator's majority answer is the
 # forgotten carry, and greedy decoding picks the majority. A perfectly good base model got
 # *worse* by imitation: SFT cannot be better than its demonstrations, only as good.
+# Notebooks 10 and 11 start from a checkpoint made by the same recipe, `sft.sft_model()`
+# (the package's training loop, a longer pretraining run, kept in the checkpoint cache), so
+# that they begin in seconds.
 #
 # ## 6. What changes when the prompt tokens are not masked
 #
@@ -441,8 +444,8 @@ assert abs(compare["SFT, response only"]["response NLL"]
 #   held-out demonstrations and both forgot the carry. The base model already models the
 #   prompts at their floor, so the prompt part is most of the unmasked loss yet contributes
 #   only a small gradient (printed above): there is nothing left to learn there. The masked
-#   model, no longer trained on prompts, drifts slightly above the floor on them, which costs
-#   nothing because prompts are always given.
+#   model is no longer trained on prompts, so its prompt NLL may drift from the floor (compare
+#   the table), which costs nothing because prompts are always given.
 # * **Where it matters more.** In real SFT, prompts are user messages drawn from another
 #   distribution than the model's own text, often much longer than the answers. Unmasked, the
 #   update spends most of its tokens teaching the model to write user messages, and the answer
