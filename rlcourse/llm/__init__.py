@@ -11,5 +11,9 @@ module                    concept
 :mod:`.cache`             a versioned, locked safetensors checkpoint cache
 :mod:`.logprobs`          per-token and sequence log-probabilities with masks (pure)
 :mod:`.sft`               pretraining, supervised fine-tuning, greedy accuracy
+:mod:`.sampling`          temperature / top-k, a sampling loop, pass@k (notebook 09)
+:mod:`.reward_model`      Bradley-Terry reward model on the last real token (notebook 10)
+:mod:`.rlhf`              RLHF-PPO: experience, per-token KL rewards, the update (notebook 11)
+:mod:`.lab`               ``python -m rlcourse.llm.lab``: the whole lab from scratch, as JSON
 ========================  ==================================================================
 """
