@@ -81,6 +81,18 @@ def test_pairwise_accuracy_counts_ties_as_half():
     assert acc == pytest.approx((1 + 0.5 + 0 + 1) / 4)
 
 
+def test_noisy_label_accuracy_matches_a_simulation():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    for gold_acc, noise in ((1.0, 0.2), (0.9, 0.1), (0.7, 0.3), (0.6, 0.0)):
+        right = rng.random(n) < gold_acc  # the scorer agrees with gold
+        flipped = rng.random(n) < noise  # the label disagrees with gold
+        measured = np.mean(right != flipped)
+        assert measured == pytest.approx(rmod.noisy_label_accuracy(gold_acc, noise), abs=0.005)
+    assert rmod.noisy_label_accuracy(1.0, 0.25) == pytest.approx(0.75)
+    assert rmod.noisy_label_accuracy(0.3, 0.5) == pytest.approx(0.5)
+
+
 def test_pair_score_errors():
     with pytest.raises(ValueError, match="one shape"):
         rmod.bradley_terry_loss(torch.zeros(2), torch.zeros(3))
@@ -235,6 +247,20 @@ def test_gold_pairs_orient_by_gold_and_drop_ties():
     assert ("72", "83") not in {(p.chosen, p.rejected) for p in pairs}  # equal gold: dropped
     synth = rmod.synthetic_gold_pairs(task.split_problems(0, 500)[1][:20])
     assert len(synth) > 100 and all(p.gold_margin > 0 for p in synth)
+
+
+def test_correct_vs_wrong_pairs_always_contain_the_answer():
+    import numpy as np_
+
+    from rlcourse.llm import annotator as ann
+
+    problems = task.split_problems(0, 500)[1][:50]
+    clean = rmod.correct_vs_wrong_pairs(problems, ann.Annotator(), np_.random.default_rng(0))
+    assert [p.chosen for p in clean] == [pr.answer for pr in problems]
+    noisy = rmod.correct_vs_wrong_pairs(problems, ann.Annotator(noise=0.5),
+                                        np_.random.default_rng(0))
+    assert all(pr.answer in (p.chosen, p.rejected) for p, pr in zip(noisy, problems))
+    assert any(p.rejected == pr.answer for p, pr in zip(noisy, problems))
 
 
 def test_config_and_data_errors(tok):

@@ -46,7 +46,7 @@ from rlcourse.validation import check_in_range, check_positive_int
 
 Tensor = torch.Tensor
 # Bump whenever a change here (or in the annotator's labels) would train a different RM.
-CODE_VERSION = "rm-1"
+CODE_VERSION = "rm-2"
 INFO_FILE = "rm_info.json"
 
 
@@ -90,6 +90,19 @@ def pairwise_accuracy(r_chosen: Tensor, r_rejected: Tensor) -> float:
     _check_pair_scores(r_chosen, r_rejected)
     diff = (r_chosen - r_rejected).detach().float()
     return float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
+
+
+def noisy_label_accuracy(gold_accuracy: float, noise: float) -> float:
+    """Expected accuracy against labels flipped with probability ``noise`` of a scorer whose
+    accuracy against the gold preference is ``gold_accuracy``:
+
+        noise + gold_accuracy * (1 - 2 noise)  <=  1 - noise  (for noise <= 1/2).
+
+    So even a perfect reward model agrees with noisy held-out labels only 1 - noise of the time.
+    """
+    check_in_range(gold_accuracy, "gold_accuracy", 0.0, 1.0)
+    check_in_range(noise, "noise", 0.0, 1.0)
+    return noise + gold_accuracy * (1.0 - 2.0 * noise)
 
 
 def simulate_games(strengths: Sequence[float], n_games: int,
@@ -239,9 +252,15 @@ class RewardModel:
 class RMConfig:
     """Course defaults for the reward model: data, annotator, optimisation, evaluation.
 
-    The training pairs mix ``synthetic_per_problem`` synthetic candidate pairs per training
-    problem with on-policy pairs: ``onpolicy_rounds`` pairs per prompt drawn from
+    The training pairs mix ``synthetic_per_problem`` correct-vs-wrong candidate pairs per
+    training problem with on-policy pairs: ``onpolicy_rounds`` pairs per prompt drawn from
     ``onpolicy_samples`` responses sampled from the SFT model at ``temperature``.
+
+    Measured (seed 0, shared 2-core CPU, 1 thread): about 45 CPU-s of training; held-out
+    accuracy against gold about 0.80 on synthetic pairs and near chance (0.45-0.55) on pairs
+    sampled from the SFT model: within this budget the RM learns length and format but not
+    the carry. Neither issue target (0.90 / 0.85) is met; learning rates 3e-4 to 3e-3, 600
+    steps, noise 0 and on-policy-only data did not change that.
     """
 
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -299,6 +318,18 @@ def sample_responses(model, tokenizer, problems: Sequence[task.Problem], n: int,
     return [texts[k * n:(k + 1) * n] for k in range(len(problems))]
 
 
+def correct_vs_wrong_pairs(problems: Sequence[task.Problem], annotator: ann.Annotator,
+                           rng: np.random.Generator) -> list[ann.PreferencePair]:
+    """One labelled pair per problem: the correct answer against a random wrong candidate of
+    :func:`rlcourse.llm.annotator.candidate_responses`."""
+    out = []
+    for pr in problems:
+        right, *wrong = ann.candidate_responses(pr, rng)
+        other = wrong[int(rng.integers(0, len(wrong)))]
+        out.append(ann.label_pair(pr, right, other, annotator, rng))
+    return out
+
+
 def onpolicy_pairs(problems: Sequence[task.Problem], samples: Sequence[Sequence[str]],
                    annotator: ann.Annotator, rng: np.random.Generator,
                    rounds: int = 1) -> list[ann.PreferencePair]:
@@ -337,8 +368,8 @@ def training_pairs(cfg: RMConfig, sft_model, tokenizer, problems: Sequence[task.
     model (see :class:`RMConfig`), shuffled."""
     rng = np.random.default_rng([seed, 3])
     pairs: list[ann.PreferencePair] = []
-    if cfg.synthetic_per_problem:
-        pairs += ann.make_pairs(problems, cfg.annotator, rng, cfg.synthetic_per_problem)
+    for _ in range(cfg.synthetic_per_problem):
+        pairs += correct_vs_wrong_pairs(problems, cfg.annotator, rng)
     if cfg.onpolicy_prompts and cfg.onpolicy_rounds:
         picks = [problems[i] for i in rng.choice(len(problems),
                                                  min(cfg.onpolicy_prompts, len(problems)),
