@@ -301,7 +301,7 @@ exp = make_experience(policy, ref, critic, rm.score, tokenizer, prompts, cfg, ge
 for i in range(4):
     print(f"{exp.prompts[i]}{exp.responses[i]:<5} score {float(exp.score[i]):+.2f}  gold "
           f"{task.gold_reward(exp.prompts[i], exp.responses[i]):.2f}  rewards "
-          f"{np.round(exp.rewards[i].tolist(), 2)}")
+          f"{np.round(exp.rewards[i].numpy(), 2) + 0.0}")  # + 0.0 prints -0 as 0
 print(f"shapes: sequences {tuple(exp.sequences.shape)}, per-token {tuple(exp.rewards.shape)}")
 assert torch.allclose(exp.rewards.sum(1), exp.score - cfg.beta * (
     (exp.logp - exp.ref_logp) * exp.action_mask).sum(1), atol=1e-5)
@@ -569,6 +569,14 @@ for b, r in zip(betas, sweep):
           f"  gold {r['final']['gold_reward']:.3f}  accuracy {r['final']['gold_accuracy']:.3f}"
           f"  length {r['final']['response_length']:.2f}")
 assert kls[0] > kls[-1] and sweep[0]["final"]["proxy_reward"] > sweep[-1]["final"]["proxy_reward"]
+assert sweep[0]["final"]["gold_reward"] < sweep[-1]["final"]["gold_reward"]
+
+# %% [markdown]
+# Read the two curves together. Along the frontier, a smaller β buys more *proxy* reward with
+# more KL, which is what β is for. But with a flawed proxy the gold reward runs the other way:
+# every nat spent climbing this RM is spent on its length bias, so the runs that look best to
+# the RM are the worst by the gold reward. β does not make the RM right; it limits how far the
+# policy can go to exploit it (V-16).
 
 # %% [markdown]
 # ### β = 0: the Goodhart curve

@@ -367,10 +367,11 @@ def gold_reward_fn(prompts: Sequence[str], responses: Sequence[str]) -> Tensor:
     return torch.tensor([task.gold_reward(p, r) for p, r in zip(prompts, responses)])
 
 
-def reward_function(reward: str, seed: int = 0,
-                    rm_overrides: dict | None = None) -> tuple[RewardFn, object | None]:
-    """(reward_fn, reward_model or None) for ``reward`` in {"rm", "gold"}; ``rm_overrides``
-    go to :func:`rlcourse.llm.reward_model.load_reward_model` (e.g. ``length_bias``)."""
+def reward_function(reward: str, seed: int = 0, rm_overrides: dict | None = None, *,
+                    sft_cfg=None, root=None) -> tuple[RewardFn, object | None]:
+    """(reward_fn, reward_model or None) for ``reward`` in {"rm", "gold"}; the RM is the cached
+    one for ``seed``, the SFT config ``sft_cfg`` and ``rm_overrides`` (e.g. ``length_bias``),
+    from :func:`rlcourse.llm.reward_model.load_reward_model`."""
     if reward == "gold":
         return gold_reward_fn, None
     if reward != "rm":
@@ -380,7 +381,8 @@ def reward_function(reward: str, seed: int = 0,
     except ImportError as err:
         raise RuntimeError("reward='rm' needs rlcourse.llm.reward_model (the learned reward "
                            "model); use reward='gold' for the oracle") from err
-    rm = load_reward_model(seed=seed, **(rm_overrides or {}))
+    extra = {} if sft_cfg is None else {"sft": sft_cfg}
+    rm = load_reward_model(seed=seed, root=root, **extra, **(rm_overrides or {}))
     return rm.score, rm
 
 
@@ -480,7 +482,7 @@ def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
                                                               progress, cfg)
     if reward_fn is None:
         reward_fn, _ = reward_function(reward, seed if sft_seed is None else sft_seed,
-                                       rm_overrides)
+                                       rm_overrides, sft_cfg=sft_cfg, root=root)
     experience_fn = experience_fn or make_experience
     opt_p = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
