@@ -610,8 +610,9 @@ for row in goodhart:
     assert row["response_length"][1] > row["response_length"][0]
 
 # %% [markdown]
-# On both seeds the proxy reward climbs while the gold reward falls and the answers grow
-# longer: the policy has found the RM's flaw and spends its effort on it. This is Goodhart's
+# On both seeds the proxy reward climbs while the gold reward falls, the KL runs to many nats
+# and the answers get longer (by how much varies between seeds; see the printout): the policy
+# has found where the RM is wrong and spends its effort there. This is Goodhart's
 # law ("when a measure becomes a target, it ceases to be a good measure") in its RLHF form,
 # reward over-optimisation. Defences: the KL penalty (the β sweep above), an RM trained on the
 # policy's own samples and retrained as the policy moves, ensembles of RMs, length penalties,
