@@ -451,7 +451,7 @@ def train_rm(model, data: PairTensors, steps: int, *, lr: float = 3e-4, batch_si
     hist: dict[str, list[float]] = {"loss": [], "accuracy": [], "pairs_per_s": []}
     started = time.perf_counter()
     model.train()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)

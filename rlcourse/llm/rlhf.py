@@ -492,7 +492,7 @@ def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
                                        [start["gold_accuracy"]]}
     wall0, cpu0, tokens, beta = time.perf_counter(), time.process_time(), 0, cfg.beta
     bar = tqdm(range(cfg.updates), desc=f"RLHF-PPO seed {seed}", disable=not progress,
-               leave=False)
+               leave=False, mininterval=1.0)
     for u in bar:
         batch = [prompts[i] for i in rng.integers(0, len(prompts), size=cfg.n_prompts)]
         exp = experience_fn(policy, ref, critic, reward_fn, tok, batch,

@@ -168,7 +168,7 @@ def train_lm(model, next_batch: Callable[[], Batch], steps: int, lr: float, *,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     history: dict[str, list[float]] = {"loss": [], "tokens_per_s": [], "eval_step": [],
                                        "eval": []}
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     started, tokens, paused = time.perf_counter(), 0, 0.0
     model.train()
     for step in bar:
