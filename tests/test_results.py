@@ -12,6 +12,19 @@ from rlcourse import exercises, results
 ARGS = dict(title="Bandits", topics="UCB", headline="1.40 reward", metrics={"r": 1.40123456})
 
 
+def _refresh_readme(tmp_path, monkeypatch, tail: str, *args: str) -> str:
+    """Record one notebook, write a README with the notebook table markers followed by
+    ``tail``, run ``python -m rlcourse.results ... --update-readme`` and return the new text."""
+    folder = tmp_path / "res"
+    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
+    rlcourse.setup(seed=0, verbose=False)
+    results.record("01_bandits", **ARGS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n{tail}")
+    results.main(["--results", str(folder), *args, "--update-readme", str(readme)])
+    return readme.read_text()
+
+
 def test_record_writes_nothing_without_the_env_var(monkeypatch, tmp_path):
     monkeypatch.delenv(results.RESULTS_ENV, raising=False)
     assert results.record("01_bandits", **ARGS) is None
@@ -70,16 +83,10 @@ def test_bench_table_and_readme(tmp_path, monkeypatch):
     (bench / "ppo-CartPole-v1.json").write_text(json.dumps(report))
     table = results.bench_table(bench)
     assert "| ppo | CartPole-v1 | 2/3 | 2,000 | 1.0 | 400.0 / 450.0 |" in table
-    folder = tmp_path / "res"
-    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
-    rlcourse.setup(seed=0, verbose=False)
-    results.record("01_bandits", **ARGS)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n"
-                      f"{results.BENCH_START}\nold\n{results.BENCH_END}\n")
-    results.main(["--results", str(folder), "--bench", str(bench), "--lab",
-                  str(tmp_path / "no-lab.json"), "--update-readme", str(readme)])
-    assert "2,000" in readme.read_text() and "old" not in readme.read_text()
+    text = _refresh_readme(tmp_path, monkeypatch,
+                           f"{results.BENCH_START}\nold\n{results.BENCH_END}\n",
+                           "--bench", str(bench), "--lab", str(tmp_path / "no-lab.json"))
+    assert "2,000" in text and "old" not in text
 
 
 def test_load_bench_reads_the_stored_runs(tmp_path):
@@ -119,20 +126,14 @@ def test_lab_table_and_readme(tmp_path, monkeypatch):
     assert results.load_lab(path) == LAB_REPORT
     with pytest.raises(FileNotFoundError, match="make lab-bench"):
         results.load_lab(tmp_path / "missing.json")
-    folder = tmp_path / "res"
-    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
-    rlcourse.setup(seed=0, verbose=False)
-    results.record("01_bandits", **ARGS)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n"
-                      f"{results.LAB_START}\nSTALE\n{results.LAB_END}\nend\n")
-    results.main(["--results", str(folder), "--bench", str(tmp_path / "no-bench"),
-                  "--lab", str(path), "--update-readme", str(readme)])
-    text = readme.read_text()
+    text = _refresh_readme(tmp_path, monkeypatch,
+                           f"{results.LAB_START}\nSTALE\n{results.LAB_END}\nend\n",
+                           "--bench", str(tmp_path / "no-bench"), "--lab", str(path))
     assert "95.0% / 90.0%" in text and "STALE" not in text and text.endswith("end\n")
+    readme = tmp_path / "README.md"
     readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n")
     with pytest.raises(ValueError, match="lab-table:start"):
-        results.update_readme(readme, folder, lab_file=path)
+        results.update_readme(readme, tmp_path / "res", lab_file=path)
 
 
 def test_stored_lab_report_matches_the_readme():
