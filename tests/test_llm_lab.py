@@ -313,8 +313,8 @@ def test_rm_stage_with_the_real_reward_model(tmp_path):
 def test_batches_move_to_the_device():
     tok = build_tokenizer()
     batch = sft.make_batch(tok, ["12+34="], ["46"])
-    assert lab._on_device(lambda: batch, "cpu")() is batch
-    moved = lab._on_device(lambda: batch, "meta")()  # any non-CPU device; meta needs no GPU
+    assert sft.on_device(lambda: batch, "cpu")() is batch
+    moved = sft.on_device(lambda: batch, "meta")()  # any non-CPU device; meta needs no GPU
     for name in ("input_ids", "attention_mask", "response_mask", "all_mask"):
         t = getattr(moved, name)
         assert t.device.type == "meta" and t.shape == getattr(batch, name).shape
@@ -333,3 +333,22 @@ def test_ppo_gold_stage_with_the_real_rlhf_module(tmp_path):
     assert 0 <= out["gold_accuracy"] <= 1 and out["kl_to_ref"] >= -1e-6
     assert out["train_seconds"] > 0 and -1 <= out["gain_over_sft"] <= 1
     assert len(cache.list_entries("lab_sft", tmp_path)) == 1
+
+
+def test_warm_cache_builds_once_then_finds(tmp_path, monkeypatch, capsys):
+    """`make notebooks` warms the cache first: the SFT and RM entries are built on the first
+    call and found, not rebuilt, on the second (and by the CLI flag)."""
+    monkeypatch.setattr(lab, "course_config", lambda: TINY)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    tiny_rm = dict(steps=2, batch_size=8, warmup=1, onpolicy_prompts=10,
+                   onpolicy_samples=2, onpolicy_rounds=1, eval_samples=2)
+    first = lab.warm_cache(0, progress=False, rm_overrides=tiny_rm)
+    assert first["sft_built"] and first["rm_built"]
+    again = lab.warm_cache(0, progress=False, rm_overrides=tiny_rm)
+    assert not again["sft_built"] and not again["rm_built"]
+    assert len(cache.list_entries("lab_sft", tmp_path)) == 1
+    assert len(cache.list_entries("lab_rm", tmp_path)) == 1
+    monkeypatch.setattr(lab, "warm_cache", lambda seed, progress: {"sft_seconds": 0.25,
+                                                                   "rm_seconds": 0.5})
+    assert lab.main(["--warm-cache", "--no-progress"]) == 0
+    assert "lab cache ready: SFT 0.2 s, RM 0.5 s" in capsys.readouterr().out

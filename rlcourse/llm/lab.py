@@ -46,7 +46,7 @@ import torch
 from rlcourse.core import default_threads
 from rlcourse.llm import task
 from rlcourse.llm.cache import CACHE_ENV, get_or_build
-from rlcourse.llm.sft import Batch, SFTConfig
+from rlcourse.llm.sft import SFTConfig
 
 Metrics = dict[str, Any]
 
@@ -202,29 +202,16 @@ def _report_eval(model, ctx: LabContext, name: str) -> Metrics:
 
 
 # ---- pretrain and SFT -----------------------------------------------------------------------
-def _on_device(sample: Callable[[], Batch], device: str) -> Callable[[], Batch]:
-    """``sample`` with each batch moved to ``device`` (the identity on the CPU)."""
-    if device == "cpu":
-        return sample
-    return lambda: Batch(*(t.to(device) for t in vars(sample()).values()))
-
-
 def _lm_stage(ctx: LabContext, model, *, pretraining: bool) -> Metrics:
     """Pretrain (all tokens, correct answers) or SFT (response tokens, forgetful demos) ``model``
-    in place, with the same data streams as :func:`rlcourse.llm.sft.train_base_and_sft`."""
+    in place with :func:`rlcourse.llm.sft.pretrain` / :func:`rlcourse.llm.sft.sft`, the
+    functions that build the cached models."""
     from rlcourse.llm import sft
 
-    cfg, seed = ctx.cfg, ctx.seed
-    rng = np.random.default_rng([seed, 1 if pretraining else 2])
-    sample = sft.batch_sampler(ctx.tokenizer, ctx.train_set(), cfg.batch_size, rng,
-                               p_forget=0.0 if pretraining else cfg.p_forget)
-    steps = cfg.pretrain_steps if pretraining else cfg.sft_steps
-    hist = sft.train_lm(model, _on_device(sample, ctx.device), steps,
-                        cfg.pretrain_lr if pretraining else cfg.sft_lr,
-                        include_prompt=True if pretraining else cfg.include_prompt,
-                        warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
-                        desc=f"{'pretrain' if pretraining else 'SFT'} seed {seed}",
-                        progress=ctx.progress)
+    train = sft.pretrain if pretraining else sft.sft
+    hist = train(model, ctx.tokenizer, ctx.train_set(), ctx.cfg, ctx.seed, progress=ctx.progress,
+                 device=ctx.device)
+    steps = ctx.cfg.pretrain_steps if pretraining else ctx.cfg.sft_steps
     return {"steps": steps, "final_loss": hist["loss"][-1],
             "tokens_per_s": float(np.median(hist["tokens_per_s"]))}
 
@@ -262,8 +249,8 @@ def publish_sft(ctx: LabContext) -> None:
             sft._save_pair(folder / stage, ctx.models[stage].to("cpu"), ctx.tokenizer)
             ctx.models[stage].to(ctx.device)
 
-    key = {"sft": ctx.cfg.to_dict(), "seed": int(ctx.seed)}
-    get_or_build("lab_sft", key, build, sft.CODE_VERSION, root=ctx.cache_root, verbose=False)
+    get_or_build("lab_sft", sft.sft_cache_key(ctx.cfg, ctx.seed), build, sft.CODE_VERSION,
+                 root=ctx.cache_root, verbose=False)
     ctx.published = True
 
 
@@ -504,7 +491,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object as the last line of standard output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="only build (or check) the cached checkpoints notebooks 10-11 "
+                             "start from, then exit; `make notebooks` runs this first")
     return parser
+
+
+def warm_cache(seed: int = 0, progress: bool = True,
+               rm_overrides: dict | None = None) -> dict[str, Any]:
+    """Build, or find, the cached base, SFT and reward models of ``seed`` with the course
+    defaults (``rm_overrides`` change the RM's). Returns the wall seconds of each step and
+    whether it had to be built."""
+    from rlcourse.llm.reward_model import load_reward_model
+    from rlcourse.llm.sft import sft_model
+
+    t0 = time.perf_counter()
+    _, _, entry = sft_model(course_config(), seed, progress=progress)
+    t1 = time.perf_counter()
+    rm = load_reward_model(seed, progress=progress, sft=course_config(), **(rm_overrides or {}))
+    return {"sft_seconds": t1 - t0, "sft_built": entry.built,
+            "rm_seconds": time.perf_counter() - t1, "rm_built": rm.info["cache_built"]}
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -532,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     JSON line goes to standard error, so standard output can be redirected to a file."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.warm_cache:
+        torch.set_num_threads(args.threads or 2)  # the GPT trains faster on 2 idle cores
+        took = warm_cache(args.first_seed, progress=not args.no_progress)
+        print(f"lab cache ready: SFT {took['sft_seconds']:.1f} s, RM {took['rm_seconds']:.1f} s")
+        return 0
     stages = _check_args(parser, args)
     threads = args.threads or default_threads()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

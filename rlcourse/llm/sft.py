@@ -244,15 +244,24 @@ def _accuracy_fn(model, tokenizer, problems: Sequence[task.Problem] | None):
     return lambda: greedy_accuracy(model, tokenizer, problems)
 
 
+def on_device(sample: Callable[[], Batch], device: str | torch.device) -> Callable[[], Batch]:
+    """``sample`` with each batch moved to ``device`` (the identity on the CPU)."""
+    if str(device) == "cpu":
+        return sample
+    return lambda: Batch(*(t.to(device) for t in vars(sample()).values()))
+
+
 def pretrain(model, tokenizer, problems: Sequence[task.Problem], cfg: SFTConfig, seed: int,
              progress: bool = True, eval_problems: Sequence[task.Problem] | None = None,
-             eval_every: int = 0) -> dict[str, list[float]]:
+             eval_every: int = 0, device: str | torch.device = "cpu") -> dict[str, list[float]]:
     """Pretrain on correct equations of ``problems``; the loss counts every real token.
 
     With ``eval_problems`` and ``eval_every``, the history also tracks greedy accuracy.
+    ``model`` must already be on ``device``; the batches are moved there.
     """
     rng = np.random.default_rng([seed, 1])
-    sample = batch_sampler(tokenizer, problems, cfg.batch_size, rng, p_forget=0.0)
+    sample = on_device(batch_sampler(tokenizer, problems, cfg.batch_size, rng, p_forget=0.0),
+                       device)
     return train_lm(model, sample, cfg.pretrain_steps, cfg.pretrain_lr, include_prompt=True,
                     warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
                     desc=f"pretrain seed {seed}", progress=progress,
@@ -261,11 +270,12 @@ def pretrain(model, tokenizer, problems: Sequence[task.Problem], cfg: SFTConfig,
 
 def sft(model, tokenizer, problems: Sequence[task.Problem], cfg: SFTConfig, seed: int,
         progress: bool = True, eval_problems: Sequence[task.Problem] | None = None,
-        eval_every: int = 0) -> dict[str, list[float]]:
+        eval_every: int = 0, device: str | torch.device = "cpu") -> dict[str, list[float]]:
     """SFT on carry-forgetting demonstrations; response tokens only unless
-    ``cfg.include_prompt``. Evaluation options as in :func:`pretrain`."""
+    ``cfg.include_prompt``. Evaluation and device options as in :func:`pretrain`."""
     rng = np.random.default_rng([seed, 2])
-    sample = batch_sampler(tokenizer, problems, cfg.batch_size, rng, p_forget=cfg.p_forget)
+    sample = on_device(batch_sampler(tokenizer, problems, cfg.batch_size, rng,
+                                     p_forget=cfg.p_forget), device)
     return train_lm(model, sample, cfg.sft_steps, cfg.sft_lr, include_prompt=cfg.include_prompt,
                     warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
                     desc=f"SFT seed {seed}", progress=progress,
@@ -300,6 +310,12 @@ def _save_pair(folder, model, tokenizer) -> None:
         tokenizer.save_pretrained(folder)
 
 
+def sft_cache_key(cfg: SFTConfig, seed: int) -> dict:
+    """The cache key of the base and SFT models trained by ``cfg`` and ``seed`` (with
+    :data:`CODE_VERSION`, it names the ``lab_sft`` cache entry)."""
+    return {"sft": cfg.to_dict(), "seed": int(seed)}
+
+
 def sft_model(cfg: SFTConfig | None = None, seed: int = 0, *, stage: str = "sft",
               root=None, progress: bool = True):
     """(model, tokenizer, entry) of the cached ``stage`` ("base" or "sft") model for ``cfg`` and
@@ -311,7 +327,7 @@ def sft_model(cfg: SFTConfig | None = None, seed: int = 0, *, stage: str = "sft"
     cfg = cfg or SFTConfig()
     if stage not in ("base", "sft"):
         raise ValueError(f"stage must be 'base' or 'sft', got {stage!r}")
-    key = {"sft": cfg.to_dict(), "seed": int(seed)}
+    key = sft_cache_key(cfg, seed)
 
     def build(folder) -> None:
         base, tuned, tokenizer, _ = train_base_and_sft(cfg, seed, progress)
