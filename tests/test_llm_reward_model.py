@@ -298,3 +298,49 @@ def test_train_and_cache_reward_model(tmp_path):
     other = rmod.load_reward_model(0, root=tmp_path, **{**TINY_RM, "noise": 0.2})
     assert other.info["cache_built"] is True
     assert len(list(tmp_path.glob("lab_rm-*"))) == 2
+
+
+class _Scorer:
+    """A stand-in RM: ``rule(prompt, response)`` is its score."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def score_pairs(self, pairs):
+        return (torch.tensor([self.rule(p.prompt, p.chosen) for p in pairs]),
+                torch.tensor([self.rule(p.prompt, p.rejected) for p in pairs]))
+
+
+def test_carry_accuracy_counts_only_carry_problems():
+    problems = [task.Problem(47, 35), task.Problem(19, 19), task.Problem(12, 13)]  # 2 carry
+    exact = _Scorer(lambda p, r: float(task.exact_match(p, r)))
+    assert rmod.carry_accuracy(exact, problems) == 1.0
+    bigger_is_better = _Scorer(lambda p, r: float(r))  # the carried answer is the larger one
+    assert rmod.carry_accuracy(bigger_is_better, problems) == 1.0
+    smaller_is_better = _Scorer(lambda p, r: -float(r))
+    assert rmod.carry_accuracy(smaller_is_better, problems) == 0.0
+    by_length = _Scorer(lambda p, r: float(len(r)))  # same length: ties count one half
+    assert rmod.carry_accuracy(by_length, problems) == 0.5
+    with pytest.raises(ValueError, match="no pairs"):
+        rmod.carry_accuracy(exact, [task.Problem(12, 13)])
+
+
+def test_compare_recipes_trains_each_and_main_stores_them(tmp_path, monkeypatch, capsys):
+    from rlcourse.llm import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(rmod, "RECIPES", {"a": dict(TINY_RM), "b": {**TINY_RM, "noise": 0.0}})
+    rows = rmod.compare_recipes(0, progress=False)
+    assert [r["recipe"] for r in rows] == ["a", "b"]
+    assert len(list((tmp_path / "cache").glob("lab_rm-*"))) == 2
+    for r in rows:
+        assert 0 <= r["carry_accuracy"] <= 1 and r["train_cpu_seconds"] > 0
+        assert 0 <= r["pair_accuracy"] <= 1 and 0 <= r["onpolicy_accuracy"] <= 1
+    stored = [{**r, "overrides": {}} for r in rows]  # the real recipes are JSON; TINY_SFT is not
+    monkeypatch.setattr(rmod, "compare_recipes", lambda seed: stored)
+    out = tmp_path / "recipes.json"
+    assert rmod.main(["--out", str(out)]) == 0
+    import json
+
+    assert json.loads(out.read_text())[1]["recipe"] == "b"
+    assert "carry" in capsys.readouterr().out

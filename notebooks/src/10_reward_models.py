@@ -30,8 +30,10 @@
 # Losses are minimised; likelihoods are maximised.
 
 # %%
+import json
 import math
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -348,9 +350,9 @@ axes[1].set_ylabel("minibatch pairwise accuracy (10-step mean)")
 plt.show()
 
 # %% [markdown]
-# The two numbers differ a lot. The issue asked for at least 90 % and 85 %; this recipe does
-# not get there within its budget (the package docstring of `RMConfig` lists what was tried).
-# Where does it go wrong? Split the held-out pairs by the kind of mistake in the worse answer:
+# The two numbers differ a lot, and neither reaches what a useful RM for RL needs (the course
+# aimed at 90 % and 85 %; what was tried is read back at the end of this section). Where does
+# it go wrong? Split the held-out pairs by the kind of mistake in the worse answer:
 
 # %%
 def mistake(pair):
@@ -381,6 +383,34 @@ assert by_kind["synthetic", "wrong length"] > by_kind["synthetic", "forgotten ca
 # respectable. Notebook 11 will optimise a policy against such a proxy.
 
 # %% [markdown]
+# Can more training fix it? Longer runs than this notebook can afford were stored by
+# `python -m rlcourse.llm.reward_model` (seed 0, same data pipeline, one thread). The last
+# column is the contrast RL needs: the right answer against the forgotten carry, on every
+# held-out problem that carries.
+
+# %%
+recipes = json.loads(Path(rlcourse.__file__).resolve().parents[1].joinpath(
+    "results", "lab", "rm_recipes.json").read_text())
+print(f"{'recipe':40s} {'synthetic':>9s} {'SFT samples':>11s} {'carry':>6s} {'CPU-s':>6s}")
+for r in recipes:
+    print(f"{r['recipe']:40s} {r['pair_accuracy']:9.1%} {r['onpolicy_accuracy']:11.1%} "
+          f"{r['carry_accuracy']:6.1%} {r['cpu_seconds']:6.0f}")
+best = max(recipes, key=lambda r: r["carry_accuracy"])
+print(f"best on the carry: {best['recipe']} ({best['carry_accuracy']:.1%})")
+assert all(r["carry_accuracy"] < 0.6 and r["pair_accuracy"] < 0.9 for r in recipes)
+
+# %% [markdown]
+# None of them learns the carry: the best (printed above) is barely above a coin flip on it, and
+# every recipe keeps its synthetic accuracy below 90 %. Three times the steps, clean labels
+# and dropping the SFT samples each move the numbers by a few points only. Checking the carry is a genuinely harder feature than checking the length:
+# the base model computes the right tens digit at the `=` position, and the reward model has
+# to learn to carry that to the end marker and compare it with the digit written there, from
+# a scalar signal per pair. A learned
+# verifier of arithmetic is expensive, which is one reason why RL on maths and code uses a
+# programmatic checker (a *verifiable reward*, like our gold one) wherever one exists.
+# Notebook 11 shows what PPO does with the course RM and with the clean-label one.
+
+# %% [markdown]
 # ## 6. The padding pitfall, measured
 #
 # Read the trained model's scores on the held-out synthetic pairs three ways: right padding,
@@ -403,13 +433,15 @@ def length_minus_one(mask):
     return mask.sum(-1) - 1
 
 
-padding = {"right padding, last real token": accuracy_read(synthetic_eval, False, last_token_index),
-           "left padding, last real token": accuracy_read(synthetic_eval, True, last_token_index),
-           "left padding, length - 1": accuracy_read(synthetic_eval, True, length_minus_one)}
+some_pairs = synthetic_eval[:1200]  # a subset: each reading scores every response again
+padding = {"right padding, last real token": accuracy_read(some_pairs, False, last_token_index),
+           "left padding, last real token": accuracy_read(some_pairs, True, last_token_index),
+           "left padding, length - 1": accuracy_read(some_pairs, True, length_minus_one)}
 for name, value in padding.items():
     print(f"{name:32s}: {value:.1%}")
 values = list(padding.values())
-assert abs(values[0] - acc["pair_accuracy"]) < 1e-9 and abs(values[1] - values[0]) < 0.005
+assert abs(values[0] - rmod.gold_accuracy_of(reward_model, some_pairs)) < 1e-9
+assert abs(values[1] - values[0]) < 0.005
 assert values[2] < values[0] - 0.05
 
 # %% [markdown]
@@ -429,8 +461,9 @@ assert values[2] < values[0] - 0.05
 
 # %%
 NOISES = [0.0, 0.2, 0.4]
-SWEEP_STEPS = 80
+SWEEP_STEPS = 40
 sweep_pairs = pairs[:SWEEP_STEPS * cfg.batch_size]
+sweep_eval = synthetic_eval[:2000]  # held-out pairs for the short runs below
 
 
 def relabel(pairs, annotator, seed):
@@ -444,8 +477,8 @@ noise_rows = []
 for k, eps in enumerate(tqdm(NOISES, desc="noise sweep")):
     rm_eps, _ = train_on(relabel(sweep_pairs, ann.Annotator(noise=eps), k), SWEEP_STEPS,
                          desc=f"noise {eps}")
-    gold_acc = rmod.gold_accuracy_of(rm_eps, synthetic_eval)
-    noisy_acc = rmod.gold_accuracy_of(rm_eps, relabel(synthetic_eval, ann.Annotator(noise=eps),
+    gold_acc = rmod.gold_accuracy_of(rm_eps, sweep_eval)
+    noisy_acc = rmod.gold_accuracy_of(rm_eps, relabel(sweep_eval, ann.Annotator(noise=eps),
                                                       100 + k))
     noise_rows.append((eps, gold_acc, noisy_acc, rmod.noisy_label_accuracy(gold_acc, eps)))
     print(f"noise {eps:.1f}: accuracy vs gold {gold_acc:.1%}, vs noisy labels {noisy_acc:.1%} "
@@ -487,7 +520,7 @@ for pr in heldout_problems:
 length_rows = {}
 for name, model in (("unbiased", rm_fair), ("length-biased", rm_biased)):
     prefers_long = rmod.gold_accuracy_of(model, long_vs_right)
-    length_rows[name] = (prefers_long, rmod.gold_accuracy_of(model, synthetic_eval))
+    length_rows[name] = (prefers_long, rmod.gold_accuracy_of(model, sweep_eval))
     print(f"{name:13s} RM: scores the over-long answer above the right one in "
           f"{prefers_long:.0%} of held-out problems; accuracy vs gold {length_rows[name][1]:.1%}")
 assert length_rows["length-biased"][0] > 0.8 and length_rows["unbiased"][0] < 0.2

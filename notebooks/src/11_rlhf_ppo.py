@@ -30,6 +30,7 @@
 import inspect
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -366,25 +367,28 @@ assert rlhf.optimizer_bytes(opt_policy) == 2 * rlhf.parameter_bytes(policy)
 # (nats per response), the policy's entropy, the response length and PPO's clip fraction; every
 # few updates, and at the end, it measures greedy **gold accuracy** on the 500 held-out
 # prompts. First a thread count: this GPT is big enough that two threads can beat one, but on
-# a busy machine they can also be much slower, so we time one rollout and update with each and
-# keep the faster.
+# a busy machine they can also be much slower, so we time a small rollout and update with each
+# and keep the faster.
 
 # %%
-def time_one_update(threads: int) -> float:
+def time_one_update(threads: int, n_prompts: int = 16) -> float:
+    """Seconds of one small rollout and one PPO epoch on it with ``threads`` torch threads."""
     torch.set_num_threads(threads)
     p, c = rlhf.frozen_copy(policy).requires_grad_(True), rlhf.make_critic(policy)
     ops = torch.optim.Adam(p.parameters(), lr=1e-5), torch.optim.Adam(c.parameters(), lr=1e-5)
+    small = replace(cfg, epochs=1, minibatch=n_prompts)
     t0 = time.perf_counter()
-    e = make_experience(p, ref, c, rlhf.gold_reward_fn, tokenizer, prompts, cfg,
+    e = make_experience(p, ref, c, rlhf.gold_reward_fn, tokenizer, prompts[:n_prompts], small,
                         torch.Generator().manual_seed(0))
-    rlhf.ppo_update(p, c, e, cfg, *ops, torch.Generator().manual_seed(0))
+    rlhf.ppo_update(p, c, e, small, *ops, torch.Generator().manual_seed(0))
     return time.perf_counter() - t0
 
 
-timings = {n: min(time_one_update(n) for _ in range(2)) for n in (1, 2)}
+time_one_update(1)  # warm-up: the first call pays for allocations
+timings = {n: time_one_update(n) for n in (1, 2)}
 threads = min(timings, key=timings.get)
 torch.set_num_threads(threads)
-print(f"one rollout + update: {timings[1]:.2f} s on 1 thread, {timings[2]:.2f} s on 2; "
+print(f"a small rollout + update: {timings[1]:.2f} s on 1 thread, {timings[2]:.2f} s on 2; "
       f"using {threads}")
 
 # %%
@@ -527,15 +531,17 @@ assert max(adaptive.history["beta"]) > cfg.beta and adaptive_kl < fixed_kl
 # %% [markdown]
 # ## 8. Longer runs, stored: the reward–KL frontier, the Goodhart curve, a debugging lab
 #
-# The next three experiments need several runs of a minute or more each, too long for this
+# The next experiments need several runs of a minute or more each, too long for this
 # notebook, so they are stored in `results/lab/rlhf_experiments.json` and read here. Every run
 # uses the same code and starts from the same SFT model; regenerate them with
-# `python -m rlcourse.llm.rlhf goodhart debugging beta_sweep` (about 15 CPU minutes).
+# `python -m rlcourse.llm.rlhf goodhart debugging beta_sweep stronger_rm` (about 18 CPU
+# minutes).
 #
 # They use a **length-biased reward model**: the RM of notebook 10 trained on labels from an
 # annotator that adds `length_bias` to the perceived reward per extra character (notebook 10,
 # Section 8). Such an RM is a proxy with a known flaw: it likes long answers, which the gold
-# reward does not.
+# reward does not. A fourth experiment, `stronger_rm`, uses the better RM recipe of notebook 10
+# without a length bias.
 
 # %%
 stored = json.loads(Path(rlcourse.__file__).resolve().parents[1].joinpath(
@@ -617,6 +623,44 @@ for row in goodhart:
 # reward over-optimisation. Defences: the KL penalty (the β sweep above), an RM trained on the
 # policy's own samples and retrained as the policy moves, ensembles of RMs, length penalties,
 # early stopping on the KL, and, where possible, verifiable rewards such as our gold one.
+
+# %% [markdown]
+# ### A better reward model: over-optimisation, not a cure
+# The learned RM of Section 5 cannot tell a carried answer from a forgotten one, so PPO had
+# nothing to climb. Notebook 10 ended with a stronger recipe (clean labels, 800 steps) whose RM
+# does learn part of the carry. Two stored runs of 40 updates optimise it, with β = 0.05 and
+# β = 0.3, and measure greedy held-out gold accuracy every 5 updates:
+
+# %%
+strong = {run["setting"]["beta"]: run for run in stored["stronger_rm"]}
+fig, ax = plt.subplots(figsize=(6.5, 3.4))
+for b, run in sorted(strong.items()):
+    h = run["history"]
+    ax.plot(h["eval_update"], h["gold_accuracy"], marker="o", label=f"stronger RM, beta={b:g}")
+    peak = int(np.argmax(h["gold_accuracy"]))
+    print(f"beta {b:<4g}: gold accuracy {h['gold_accuracy'][0]:.3f} at the start, best "
+          f"{h['gold_accuracy'][peak]:.3f} at update {h['eval_update'][peak]}, "
+          f"{run['final']['gold_accuracy']:.3f} at the end (carry problems "
+          f"{run['final']['accuracy_carry']:.3f}); final KL {run['final']['kl_to_ref']:.2f} nats, "
+          f"proxy reward {run['final']['proxy_reward']:.2f}")
+ax.axhline(strong[0.3]["start"]["gold_accuracy"], color="grey", ls=":", label="SFT model")
+ax.set(xlabel="update", ylabel="greedy gold accuracy (held out)")
+ax.legend(fontsize=8)
+plt.show()
+low, high = strong[0.05], strong[0.3]
+assert low["final"]["gold_accuracy"] < low["start"]["gold_accuracy"] - 0.05
+assert low["final"]["kl_to_ref"] > 2 * high["final"]["kl_to_ref"]
+assert high["final"]["gold_accuracy"] > high["start"]["gold_accuracy"]
+assert high["final"]["kl_to_ref"] <= 1.0
+
+# %% [markdown]
+# With β = 0.05 the policy finds what this RM gets wrong: the proxy reward rises, the KL runs
+# to several nats and gold accuracy falls *below* the SFT model's. Even the no-carry problems,
+# which the SFT model always got right, start to fail. With β = 0.3 the KL stays under a nat
+# and gold accuracy ends above the SFT model, by the few points printed above. The RM's partial
+# knowledge of the carry is only usable where β keeps the policy close to the responses the RM
+# was trained on. A better proxy moves the frontier, it does not remove it; the oracle run of
+# Section 5 shows how far a correct reward would go.
 
 # %% [markdown]
 # ### A debugging lab

@@ -536,13 +536,18 @@ def summary(res: RLHFResult) -> dict:
 
 def experiment_grid() -> dict[str, list[dict]]:
     """The stored experiments: name -> list of run settings (train() keyword arguments)."""
+    from rlcourse.llm.reward_model import STRONG_RM
+
     biased = {"reward": "rm", "rm_overrides": {"length_bias": GOODHART_LENGTH_BIAS}}
+    strong = {"reward": "rm", "rm_overrides": dict(STRONG_RM)}
     return {
         "goodhart": [{"seed": s, "beta": 0.0, "updates": 40, **biased} for s in (0, 1)],
         "debugging": [{"seed": 0, "reward": "gold", "updates": 25, "label": label, **change}
                       for label, change in DEBUG_RUNS.items()],
         "beta_sweep": [{"seed": 0, "beta": b, "updates": 30, **biased}
                        for b in (0.0, 0.05, 0.2, 1.0)],
+        "stronger_rm": [{"seed": 0, "beta": b, "updates": 40, "eval_every": 5, **strong}
+                        for b in (0.05, 0.3)],
     }
 
 
