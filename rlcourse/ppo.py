@@ -28,37 +28,54 @@ Tensor = torch.Tensor
 
 
 def clipped_surrogate(logp: Tensor, logp_old: Tensor, adv: Tensor, clip_eps: float = 0.2,
-                      mask: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+                      mask: Tensor | None = None, clip_eps_high: float | None = None
+                      ) -> tuple[Tensor, dict[str, float]]:
     """PPO-clip policy loss  -mean( min(r A, clip(r, 1-eps, 1+eps) A) ),  r = pi/pi_old.
 
     Shapes: any shape, all equal (e.g. [B, T] with ``mask`` [B, T]). Returns (loss, stats) with
-    the fraction of clipped samples and the k3 estimate of KL(pi_old || pi).
+    the fraction of clipped samples and the k3 estimate of KL(pi_old || pi). ``clip_eps_high``
+    (DAPO's clip-higher) sets the upper bound to 1 + clip_eps_high; None keeps the symmetric clip.
     """
-    eps = check_in_range(clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+    low, high = _clip_bounds(clip_eps, clip_eps_high)
     if not (logp.shape == logp_old.shape == adv.shape):
         raise ValueError(f"logp {tuple(logp.shape)}, logp_old {tuple(logp_old.shape)} and "
                          f"adv {tuple(adv.shape)} must have the same shape")
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()
-    loss = -masked_mean(clipped_objective(ratio, adv, eps), mask)
+    loss = -masked_mean(clipped_objective(ratio, adv, clip_eps, clip_eps_high), mask)
     with torch.no_grad():
-        clipped = ((ratio - 1).abs() > eps).to(adv.dtype)
+        if clip_eps_high is None:  # symmetric: exactly the historical test
+            clipped = ((ratio - 1).abs() > float(clip_eps)).to(adv.dtype)
+        else:
+            clipped = ((ratio < low) | (ratio > high)).to(adv.dtype)
         stats = {"clip_fraction": float(masked_mean(clipped, mask)),
                  "approx_kl": float(masked_mean(kl_k3(log_ratio), mask))}
     return loss, stats
 
 
-def clipped_objective(ratio: Tensor, adv: Tensor, clip_eps: float = 0.2) -> Tensor:
+def _clip_bounds(clip_eps: float, clip_eps_high: float | None) -> tuple[float, float]:
+    """(1 - clip_eps, 1 + clip_eps_high), with clip_eps_high = clip_eps when None."""
+    eps = check_in_range(clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+    if clip_eps_high is None:
+        return 1 - eps, 1 + eps
+    high = check_in_range(clip_eps_high, "clip_eps_high", 0.0, float("inf"), low_open=True,
+                          high_open=True)
+    return 1 - eps, 1 + high
+
+
+def clipped_objective(ratio: Tensor, adv: Tensor, clip_eps: float = 0.2,
+                      clip_eps_high: float | None = None) -> Tensor:
     """Per-sample PPO-clip objective  min(r A, clip(r, 1-eps, 1+eps) A)  (to maximise).
 
     Elementwise; ``ratio`` and ``adv`` have the same shape. The clip acts on the ratio, never
-    on the advantage or the gradient.
+    on the advantage or the gradient. ``clip_eps_high`` (DAPO's clip-higher, e.g. 0.28 with
+    clip_eps = 0.2) decouples the upper bound: clip(r, 1-eps, 1+eps_high); None: symmetric.
     """
-    eps = check_in_range(clip_eps, "clip_eps", 0.0, 1.0, low_open=True)
+    low, high = _clip_bounds(clip_eps, clip_eps_high)
     if ratio.shape != adv.shape:
         raise ValueError(f"ratio {tuple(ratio.shape)} and adv {tuple(adv.shape)} must have the "
                          "same shape")
-    return torch.minimum(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
+    return torch.minimum(ratio * adv, ratio.clamp(low, high) * adv)
 
 
 def clipped_value_loss(values: Tensor, old_values: Tensor, targets: Tensor,

@@ -463,3 +463,68 @@ def test_sweep_cli_records_every_variant_lr_and_seed(capsys, tmp_path):
     assert ppo_sweep.load("x", tmp_path) == solve
     with pytest.raises(FileNotFoundError, match="python -m rlcourse.ppo_sweep"):
         ppo_sweep.load("missing", tmp_path)
+
+
+# ---- DAPO clip-higher: an optional, decoupled upper bound (C-113, T-10) ----------------------
+
+def test_clip_eps_high_none_is_the_symmetric_clip_bit_for_bit():
+    torch.manual_seed(3)
+    logp_old = torch.randn(5, 7, dtype=torch.float64)
+    logp = logp_old + 0.4 * torch.randn(5, 7, dtype=torch.float64)
+    adv, mask = torch.randn(5, 7, dtype=torch.float64), torch.rand(5, 7) > 0.3
+    ratio = (logp - logp_old).exp()
+    by_hand = torch.minimum(ratio * adv, ratio.clamp(0.8, 1.2) * adv)
+    assert torch.equal(ppo.clipped_objective(ratio, adv, 0.2), by_hand)
+    assert torch.equal(ppo.clipped_objective(ratio, adv, 0.2, None), by_hand)
+    loss, stats = clipped_surrogate(logp, logp_old, adv, 0.2, mask)
+    loss_none, stats_none = clipped_surrogate(logp, logp_old, adv, 0.2, mask, clip_eps_high=None)
+    assert torch.equal(loss, loss_none) and stats == stats_none
+    assert torch.equal(loss, -(by_hand * mask).sum() / mask.sum())
+    frac = float(((ratio - 1).abs() > 0.2)[mask].double().mean())
+    assert stats["clip_fraction"] == pytest.approx(frac, abs=1e-12)
+    # clip_eps_high equal to clip_eps gives the same numbers
+    loss_eq, stats_eq = clipped_surrogate(logp, logp_old, adv, 0.2, mask, clip_eps_high=0.2)
+    torch.testing.assert_close(loss_eq, loss, rtol=0, atol=1e-15)
+    assert stats_eq["clip_fraction"] == pytest.approx(stats["clip_fraction"])
+
+
+def _objective_vs_new_prob(p_new: float, clip_eps_high: float | None) -> tuple[float, float]:
+    """Objective and its gradient w.r.t. log p_new for one token with p_old = 0.01, A = 1."""
+    logp = torch.tensor([math.log(p_new)], dtype=torch.float64, requires_grad=True)
+    ratio = ppo.ratio_from_logps(logp, torch.tensor([math.log(0.01)], dtype=torch.float64))
+    obj = ppo.clipped_objective(ratio, torch.ones(1, dtype=torch.float64), 0.2, clip_eps_high)
+    (grad,) = torch.autograd.grad(obj.sum(), logp)
+    return float(obj.detach()), float(grad)
+
+
+def test_t10_clip_higher_raises_the_cap_on_a_rare_tokens_probability():
+    # T-10: pi_old = 0.01, A > 0: the objective stops rewarding growth at 0.012 (eps = 0.2)
+    # and at 0.0128 (eps_high = 0.28); the lower bound is untouched.
+    for p_cap, high in [(0.012, None), (0.0128, 0.28)]:
+        obj_cap, _ = _objective_vs_new_prob(p_cap, high)
+        assert obj_cap == pytest.approx(p_cap / 0.01, rel=1e-12)
+        assert _objective_vs_new_prob(p_cap * 0.999, high)[1] > 0      # still pushed up
+        obj_above, grad_above = _objective_vs_new_prob(p_cap * 1.01, high)
+        assert grad_above == 0.0 and obj_above == pytest.approx(obj_cap, rel=1e-12)
+    # between the two caps only the decoupled clip still has a gradient
+    assert _objective_vs_new_prob(0.0125, None)[1] == 0.0
+    assert _objective_vs_new_prob(0.0125, 0.28)[1] == pytest.approx(1.25)
+    # for A < 0 the lower bound 1 - eps is the same with or without clip-higher
+    r = torch.tensor([0.5, 0.8, 1.1, 1.25, 1.5], dtype=torch.float64)
+    a = -torch.ones(5, dtype=torch.float64)
+    torch.testing.assert_close(ppo.clipped_objective(r, a, 0.2, 0.28), ppo.clipped_objective(r, a))
+
+
+def test_clip_higher_brute_force_and_clip_fraction():
+    torch.manual_seed(2)
+    r, a = torch.rand(300, dtype=torch.float64) * 2, torch.randn(300, dtype=torch.float64)
+    got = ppo.clipped_objective(r, a, 0.2, 0.28)
+    brute = [min(ri * ai, min(max(ri, 0.8), 1.28) * ai) for ri, ai in zip(r.tolist(), a.tolist())]
+    torch.testing.assert_close(got, torch.tensor(brute, dtype=torch.float64))
+    _, stats = clipped_surrogate(r.log(), torch.zeros_like(r), a, 0.2, clip_eps_high=0.28)
+    expected = sum(ri < 0.8 or ri > 1.28 for ri in r.tolist()) / 300
+    assert stats["clip_fraction"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="clip_eps_high"):
+        ppo.clipped_objective(r, a, 0.2, 0.0)
+    with pytest.raises(ValueError, match="clip_eps_high"):
+        clipped_surrogate(r.log(), r.log(), a, 0.2, clip_eps_high=-0.1)
