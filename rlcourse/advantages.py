@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from rlcourse.validation import check_gamma
+from rlcourse.validation import check_gamma, check_in_range
 
 Tensor = torch.Tensor
 
@@ -97,3 +97,46 @@ def normalize(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tenso
     var = masked_mean((x - mean) ** 2, mask)
     out = (x - mean) / (var.sqrt() + eps)
     return out if mask is None else out * mask.to(x.dtype)
+
+
+# ---- how a per-token loss [B, T] becomes one number (GRPO, DAPO, Dr. GRPO; notebook 12) -----
+
+AGGREGATION_MODES = ("seq_mean", "token_mean", "seq_sum_norm")
+
+
+def token_weights(mask: Tensor, mode: str, constant: float | None = None) -> Tensor:
+    """Weight [B, T] that each aggregation mode gives each token; padding gets 0.
+
+    * ``"seq_mean"`` (GRPO): 1 / (n_seq * |o_i|): mean over each row's tokens, then over the
+      n_seq rows that have at least one token (empty rows, e.g. filtered, get no weight);
+    * ``"token_mean"`` (DAPO): 1 / sum_i |o_i|: every token weighs the same;
+    * ``"seq_sum_norm"`` (Dr. GRPO): 1 / (B * constant) with a fixed ``constant`` (e.g. the
+      maximum length), so the weight depends on neither the row's length nor the batch's.
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"mask must have shape [batch, time], got {tuple(mask.shape)}")
+    if mode not in AGGREGATION_MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {AGGREGATION_MODES}")
+    if (constant is not None) != (mode == "seq_sum_norm"):
+        raise ValueError(f"constant is needed by mode 'seq_sum_norm' and only by it; got "
+                         f"mode={mode!r}, constant={constant!r}")
+    m = mask.to(mask.dtype if mask.is_floating_point() else torch.get_default_dtype())
+    if mode == "token_mean":
+        return m / m.sum().clamp_min(1.0)
+    if mode == "seq_sum_norm":
+        c = check_in_range(constant, "constant", 0.0, float("inf"), low_open=True, high_open=True)
+        return m / (m.shape[0] * c)
+    lengths = m.sum(1, keepdim=True)
+    n_seq = (lengths > 0).sum().clamp_min(1)
+    return m / (lengths.clamp_min(1.0) * n_seq)
+
+
+def aggregate_token_loss(loss: Tensor, mask: Tensor, mode: str,
+                         constant: float | None = None) -> Tensor:
+    """Scalar  sum_{i,t} w_{i,t} * loss_{i,t}  with w = ``token_weights(mask, mode, constant)``.
+
+    ``loss`` and ``mask`` are [B, T]; padded entries are ignored even if they hold NaN or inf.
+    """
+    _check("loss", loss, ("mask", mask))
+    w = token_weights(mask.to(loss.dtype), mode, constant)
+    return (w * loss.masked_fill(mask == 0, 0.0)).sum()

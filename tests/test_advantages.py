@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from rlcourse.advantages import discounted_returns, gae, masked_mean, normalize, td_errors
+from rlcourse.advantages import (
+    aggregate_token_loss,
+    discounted_returns,
+    gae,
+    masked_mean,
+    normalize,
+    td_errors,
+    token_weights,
+)
 
 # W-01 (one trajectory, gamma = 0.9): rewards 1, 2, 0; V = 1.5, 2.0, 0.5; terminal after t=3.
 R = torch.tensor([[1.0, 2.0, 0.0]])
@@ -137,3 +145,70 @@ def test_bad_inputs():
         gae(**W01, lam=-0.1)
     with pytest.raises(ValueError, match="mask has shape"):
         masked_mean(R, torch.ones(1, 2))
+
+
+# ---- token aggregation modes: GRPO seq_mean, DAPO token_mean, Dr. GRPO seq_sum_norm ---------
+
+def _lengths_mask(lengths, T):
+    return torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+
+
+def test_t09_token_weights_for_lengths_10_and_100():
+    mask = _lengths_mask([10, 100], 100)
+    w = token_weights(mask, "seq_mean")
+    torch.testing.assert_close(w[0, :10], torch.full((10,), 1 / 20))   # 1 / (2 * 10)
+    torch.testing.assert_close(w[1], torch.full((100,), 1 / 200))      # 1 / (2 * 100)
+    assert float(w[0, 10:].abs().sum()) == 0.0
+    torch.testing.assert_close(token_weights(mask, "token_mean")[mask], torch.full((110,), 1 / 110))
+    w_dr = token_weights(mask, "seq_sum_norm", constant=100)
+    torch.testing.assert_close(w_dr[mask], torch.full((110,), 1 / 200))  # 1 / (B * 100)
+    # seq_mean: each sequence carries total weight 1/B; token_mean: each token the same
+    torch.testing.assert_close(w.sum(1), torch.tensor([0.5, 0.5]))
+    assert float(token_weights(mask, "token_mean").sum()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("mode,constant", [("seq_mean", None), ("token_mean", None),
+                                           ("seq_sum_norm", 7.0)])
+def test_aggregate_is_weights_dot_loss_and_matches_brute_force(mode, constant):
+    torch.manual_seed(0)
+    lengths = [3, 7, 1, 5]
+    mask = _lengths_mask(lengths, 7)
+    loss = torch.randn(4, 7, dtype=torch.float64).masked_fill(~mask, float("nan"))  # NaN padding
+    got = aggregate_token_loss(loss, mask, mode, constant)
+    w = token_weights(mask.double(), mode, constant)
+    torch.testing.assert_close(got, (w * loss.nan_to_num()).sum())
+    rows = [loss[i, :n].tolist() for i, n in enumerate(lengths)]
+    if mode == "seq_mean":
+        brute = sum(sum(r) / len(r) for r in rows) / len(rows)
+    elif mode == "token_mean":
+        brute = sum(map(sum, rows)) / sum(lengths)
+    else:
+        brute = sum(map(sum, rows)) / (len(rows) * constant)
+    assert float(got) == pytest.approx(brute, rel=1e-12)
+
+
+def test_seq_mean_is_masked_mean_per_row_and_skips_empty_rows():
+    torch.manual_seed(1)
+    mask = _lengths_mask([2, 0, 4], 4)
+    loss = torch.randn(3, 4, dtype=torch.float64)
+    per_row = [masked_mean(loss[i], mask[i]) for i in (0, 2)]
+    got = aggregate_token_loss(loss, mask, "seq_mean")
+    torch.testing.assert_close(got, sum(per_row) / 2)
+    # the wrong variant (a plain token mean) weights the longer row more and differs here
+    assert not torch.allclose(got, masked_mean(loss, mask))
+
+
+def test_aggregation_bad_inputs():
+    mask = torch.ones(2, 3)
+    with pytest.raises(ValueError, match="unknown mode"):
+        token_weights(mask, "sum")
+    with pytest.raises(ValueError, match="constant"):
+        token_weights(mask, "seq_sum_norm")
+    with pytest.raises(ValueError, match="constant"):
+        token_weights(mask, "token_mean", constant=3.0)
+    with pytest.raises(ValueError, match="constant must lie"):
+        token_weights(mask, "seq_sum_norm", constant=0.0)
+    with pytest.raises(ValueError, match=r"\[batch, time\]"):
+        token_weights(torch.ones(3), "seq_mean")
+    with pytest.raises(ValueError, match="mask has shape"):
+        aggregate_token_loss(torch.zeros(2, 4), mask, "seq_mean")
