@@ -206,7 +206,7 @@ def test_ipo_minimiser_and_value_by_hand():
         opt.zero_grad()
         dpo.ipo_loss(h, z, z, z, tau).backward()
         opt.step()
-    assert float(h) == pytest.approx(1 / (2 * tau), abs=1e-8)
+    assert h.item() == pytest.approx(1 / (2 * tau), abs=1e-8)
 
 
 def _margin_on_free_logits(loss_fn, steps):
