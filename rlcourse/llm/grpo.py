@@ -1,0 +1,223 @@
+"""Critic-free policy gradients for LMs: GRPO, DAPO, Dr. GRPO, RLOO, REINFORCE++ (notebook 12).
+
+The pipeline has three steps, each a small pure function here:
+
+1. **Group sampling.** For each of B prompts, sample G responses from pi_old and score them:
+   ``rewards`` [B, G] (one scalar per response, e.g. a verifier's 0/1).
+2. **Advantage.** Each response is compared with the *other responses to the same prompt*:
+   GRPO uses (r_i - mean_group) / (std_group + eps), Dr. GRPO drops the std, RLOO subtracts the
+   mean of the other G - 1. GRPO never compares one group with another, and it is not a
+   descendant of DPO (seed error E-22): it is PPO's clipped policy gradient with a baseline
+   taken from the group instead of a learned critic. REINFORCE++ instead normalises over the
+   whole batch. The advantage [B, G] is flattened to [B*G] and shared by every token of o_i.
+3. **Token-level objective.** Rows are the B*G responses, columns their tokens:
+   ``logp``, ``logp_old``, ``ref_logp``, ``mask`` [B*G, T]. Per token,
+   min(rho A, clip(rho, 1-eps, 1+eps_high) A) - beta * k3, with the *token* ratio
+   rho_{i,t} = pi(o_{i,t}|.) / pi_old(o_{i,t}|.) (a sequence-level ratio, seed errors E-21 and
+   E-53, is a different and much wilder quantity), then averaged with a mode from
+   :func:`rlcourse.advantages.aggregate_token_loss` (GRPO: 1/|o_i| per response, DAPO: per
+   token, Dr. GRPO: a fixed constant).
+
+DAPO adds :func:`informative_groups` (dynamic sampling) and :func:`overlong_penalty`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlcourse import ppo
+from rlcourse.advantages import aggregate_token_loss, discounted_returns, masked_mean, normalize
+from rlcourse.validation import check_in_range
+
+Tensor = torch.Tensor
+
+
+def _check_rewards(rewards: Tensor, min_group: int = 2) -> Tensor:
+    """Validate a [B, G] tensor of finite rewards with G >= ``min_group``; return it as float."""
+    if not isinstance(rewards, Tensor):
+        raise TypeError(f"rewards must be a torch.Tensor, got {type(rewards).__name__}")
+    if rewards.ndim != 2:
+        raise ValueError(f"rewards must have shape [prompts, group], got {tuple(rewards.shape)}")
+    if rewards.shape[0] < 1:
+        raise ValueError("rewards is empty: need at least one prompt group")
+    if rewards.shape[1] < min_group:
+        raise ValueError(f"group size must be >= {min_group} (a baseline from the group needs "
+                         f"other samples), got G={rewards.shape[1]}")
+    if not rewards.is_floating_point():
+        rewards = rewards.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(rewards).all()):
+        raise ValueError("rewards contains NaN or infinite values")
+    return rewards
+
+
+def informative_groups(rewards: Tensor) -> Tensor:
+    """Bool [B]: the group's rewards are not all equal (DAPO's dynamic-sampling filter).
+
+    An all-correct or all-wrong group has zero group-relative advantage, so it adds no policy
+    gradient (only the KL term); DAPO drops it and samples more prompts.
+    """
+    rewards = _check_rewards(rewards)
+    return (rewards != rewards[:, :1]).any(dim=1)
+
+
+def group_advantages(rewards: Tensor, scale: str = "std", ddof: int = 0,
+                     eps: float = 1e-6) -> Tensor:
+    """GRPO's group-relative advantage [B, G] -> [B, G].
+
+    ``scale="std"``: (r_i - mean) / (std + eps), std over the group with ``ddof`` 0 (population)
+    or 1 (sample); ``scale="none"``: r_i - mean (Dr. GRPO). A group whose rewards are all equal
+    gets exactly 0 (never NaN, even with eps = 0).
+    """
+    rewards = _check_rewards(rewards)
+    if scale not in ("std", "none"):
+        raise ValueError(f"unknown scale {scale!r}; choose 'std' or 'none'")
+    if ddof not in (0, 1) or isinstance(ddof, bool):
+        raise ValueError(f"ddof must be 0 (population std) or 1 (sample std), got {ddof!r}")
+    eps = check_in_range(eps, "eps", 0.0, float("inf"), high_open=True)
+    informative = informative_groups(rewards)[:, None]
+    centred = torch.where(informative, rewards - rewards.mean(1, keepdim=True), 0.0)
+    if scale == "none":
+        return centred
+    std = rewards.std(dim=1, correction=ddof, keepdim=True)
+    return torch.where(informative, centred / (std + eps), 0.0)
+
+
+def rloo_advantages(rewards: Tensor) -> Tensor:
+    """RLOO: A_i = r_i - mean_{j != i} r_j  ( = G/(G-1) * (r_i - mean) ). [B, G] -> [B, G].
+
+    The baseline excludes r_i, so it does not depend on the sample it scores: the gradient
+    estimate stays unbiased (the plain group mean shrinks it by (G-1)/G).
+    """
+    rewards = _check_rewards(rewards)
+    G = rewards.shape[1]
+    others_mean = (rewards.sum(1, keepdim=True) - rewards) / (G - 1)
+    return rewards - others_mean
+
+
+def reinforce_pp_advantages(rewards: Tensor, eps: float = 1e-8) -> Tensor:
+    """REINFORCE++ sequence advantages: (r - batch mean) / (batch std + eps), any shape.
+
+    No per-prompt baseline: mean and (population) std are taken over *all* entries of the
+    batch ([N] or [B, G] alike), so responses are compared with the whole batch, not a group.
+    This is the outcome-reward part only; :func:`reinforce_pp_token_advantages` adds the
+    per-token KL penalty of the paper. Needs at least 2 entries.
+    """
+    if not isinstance(rewards, Tensor):
+        raise TypeError(f"rewards must be a torch.Tensor, got {type(rewards).__name__}")
+    if rewards.numel() < 2:
+        raise ValueError(f"need at least 2 rewards to normalise a batch, got {rewards.numel()}")
+    rewards = _check_rewards(rewards.reshape(1, -1)).reshape(rewards.shape)
+    check_in_range(eps, "eps", 0.0, float("inf"), high_open=True)
+    return normalize(rewards, eps=eps)
+
+
+def _last_token_index(mask: Tensor) -> Tensor:
+    """Column [N] of the last real token of each row of ``mask`` [N, T] (each row non-empty)."""
+    m = mask != 0
+    if not bool(m.any(1).all()):
+        raise ValueError("every response needs at least one real token in mask")
+    T = m.shape[1]
+    return T - 1 - m.flip(1).to(torch.int64).argmax(1)
+
+
+def reinforce_pp_token_advantages(rewards: Tensor, logp_old: Tensor, ref_logp: Tensor,
+                                  mask: Tensor, beta: float, eps: float = 1e-8) -> Tensor:
+    """REINFORCE++ token advantages [N, T]: reward-to-go (gamma = 1) then a global z-score.
+
+    Token reward r_t = 1[t is the last real token] * r - beta * (logp_old_t - ref_logp_t), so
+    A_t = r - beta * sum_{s >= t} KL_s before normalising; the mean and std are taken over
+    every real token of the batch; padding gets 0. ``rewards`` [N]; the rest [N, T].
+    """
+    if rewards.ndim != 1 or logp_old.ndim != 2 or rewards.shape[0] != logp_old.shape[0]:
+        raise ValueError(f"need rewards [N] and logp_old [N, T]; got {tuple(rewards.shape)} and "
+                         f"{tuple(logp_old.shape)}")
+    if ref_logp.shape != logp_old.shape or mask.shape != logp_old.shape:
+        raise ValueError(f"ref_logp {tuple(ref_logp.shape)} and mask {tuple(mask.shape)} must "
+                         f"match logp_old {tuple(logp_old.shape)}")
+    beta = check_in_range(beta, "beta", 0.0, float("inf"), high_open=True)
+    rewards = _check_rewards(rewards[:, None], min_group=1)[:, 0]
+    m = mask.to(logp_old.dtype)
+    token_r = -beta * (logp_old - ref_logp).detach() * m
+    last = _last_token_index(mask)
+    token_r[torch.arange(len(last)), last] += rewards.to(token_r.dtype)
+    to_go = discounted_returns(token_r, torch.zeros_like(m), 1.0)
+    return normalize(to_go, m, eps=eps)
+
+
+def overlong_penalty(lengths: Tensor, max_len: int, cache_len: int) -> Tensor:
+    """DAPO's soft overlong punishment per response: [N] lengths -> [N] penalties in [-1, 0].
+
+    0 for |y| <= max_len - cache_len, then ((max_len - cache_len) - |y|) / cache_len, falling
+    linearly to -1 at |y| = max_len, and -1 beyond. Added to the task reward.
+    """
+    if isinstance(max_len, bool) or isinstance(cache_len, bool) or not (
+            isinstance(max_len, int) and isinstance(cache_len, int)):
+        raise TypeError(f"max_len and cache_len must be ints, got {max_len!r}, {cache_len!r}")
+    if not 0 < cache_len <= max_len:
+        raise ValueError(f"need 0 < cache_len <= max_len, got cache_len={cache_len}, "
+                         f"max_len={max_len}")
+    lengths = torch.as_tensor(lengths, dtype=torch.float64)
+    if bool((lengths < 0).any()) or not bool(torch.isfinite(lengths).all()):
+        raise ValueError("lengths must be finite and >= 0")
+    free = max_len - cache_len
+    soft = (free - lengths) / cache_len
+    return torch.where(lengths <= free, 0.0, torch.where(lengths <= max_len, soft, -1.0))
+
+
+def sequence_ratio(logp: Tensor, logp_old: Tensor, mask: Tensor) -> Tensor:
+    """exp(sum_t mask * (logp - logp_old)) per row: [N, T] -> [N]. The seeds' sequence ratio.
+
+    Shown only to contrast with GRPO's token ratios (E-21/E-53): it is the *product* of the
+    token ratios, so it explodes or vanishes with length and clips very differently.
+    """
+    if not (logp.shape == logp_old.shape == mask.shape) or logp.ndim != 2:
+        raise ValueError(f"logp {tuple(logp.shape)}, logp_old {tuple(logp_old.shape)} and mask "
+                         f"{tuple(mask.shape)} must be equal [N, T] shapes")
+    return ((logp - logp_old) * mask.to(logp.dtype)).sum(1).exp()
+
+
+def _check_token_inputs(logp: Tensor, logp_old: Tensor, ref_logp: Tensor, adv: Tensor,
+                        mask: Tensor) -> None:
+    """Raise unless logp, logp_old, ref_logp, mask are equal [N, T] and adv is [N]."""
+    if logp.ndim != 2:
+        raise ValueError(f"logp must have shape [responses, tokens], got {tuple(logp.shape)}")
+    for name, t in (("logp_old", logp_old), ("ref_logp", ref_logp), ("mask", mask)):
+        if t.shape != logp.shape:
+            raise ValueError(f"{name} has shape {tuple(t.shape)} but logp has "
+                             f"{tuple(logp.shape)}")
+    if adv.shape != logp.shape[:1]:
+        raise ValueError(f"adv must have one entry per response, shape ({logp.shape[0]},), got "
+                         f"{tuple(adv.shape)}")
+    if not bool(torch.isfinite(adv).all()):
+        raise ValueError("adv contains NaN or infinite values")
+
+
+def grpo_token_loss(logp: Tensor, logp_old: Tensor, ref_logp: Tensor, adv: Tensor, mask: Tensor,
+                    clip_eps: float = 0.2, clip_eps_high: float | None = None,
+                    beta: float = 0.04, mode: str = "seq_mean", constant: float | None = None
+                    ) -> tuple[Tensor, dict[str, float]]:
+    """GRPO's token-level loss (to minimise) and statistics; [N, T] inputs, ``adv`` [N].
+
+    Per token: -( min(rho A_i, clip(rho, 1-eps, 1+eps_high) A_i) - beta * k3 ), with
+    rho = exp(logp - logp_old) and k3 = ppo.kl_k3(ref_logp - logp) = pi_ref/pi - 1 - log(pi_ref/pi),
+    the k3 estimate of KL(pi_theta || pi_ref) from tokens sampled from pi_theta (>= 0, 0 when the
+    two agree). Aggregated by ``mode`` ("seq_mean": GRPO, "token_mean": DAPO, "seq_sum_norm":
+    Dr. GRPO with ``constant``). ``logp_old`` and ``ref_logp`` are treated as constants.
+    """
+    _check_token_inputs(logp, logp_old, ref_logp, adv, mask)
+    beta = check_in_range(beta, "beta", 0.0, float("inf"), high_open=True)
+    logp_old, ref_logp = logp_old.detach(), ref_logp.detach()
+    adv_tok = adv.detach().to(logp.dtype)[:, None].expand_as(logp)
+    ratio = ppo.ratio_from_logps(logp, logp_old)
+    surrogate = ppo.clipped_objective(ratio, adv_tok, clip_eps, clip_eps_high)
+    kl = ppo.kl_k3(ref_logp - logp)
+    loss = aggregate_token_loss(-(surrogate - beta * kl), mask, mode, constant)
+    with torch.no_grad():
+        low = 1 - clip_eps
+        high = 1 + (clip_eps if clip_eps_high is None else clip_eps_high)
+        clipped = ((ratio < low) | (ratio > high)).to(logp.dtype)
+        stats = {"policy_loss": float(aggregate_token_loss(-surrogate, mask, mode, constant)),
+                 "kl": float(masked_mean(kl, mask)),
+                 "clip_fraction": float(masked_mean(clipped, mask)),
+                 "ratio_mean": float(masked_mean(ratio, mask))}
+    return loss, stats
