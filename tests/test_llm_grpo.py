@@ -274,6 +274,32 @@ def test_loss_value_against_a_per_token_loop_with_clip_higher():
     assert stats["clip_fraction"] == pytest.approx(clipped / int(mask.sum()))
 
 
+def test_v24_v25_length_and_difficulty_biases_of_grpo_vs_dr_grpo():
+    """Two wrong answers (A = -1) of lengths 5 and 1: per-token push-down under each mode."""
+    logits, tokens, _ = _policy(N=2, T=5, seed=5)
+    mask = torch.arange(5)[None, :] < torch.tensor([5, 1])[:, None]
+    adv = -torch.ones(2, dtype=F64)
+    per_token = {}
+    for mode, constant in (("seq_mean", None), ("token_mean", None), ("seq_sum_norm", 5.0)):
+        logp = _logp(logits, tokens)
+        loss, _ = grpo.grpo_token_loss(logp, logp.detach(), logp.detach(), adv, mask, beta=0.0,
+                                       mode=mode, constant=constant)
+        (g,) = torch.autograd.grad(loss, logp)
+        per_token[mode] = (float(g[0, 0]), float(g[1, 0]))  # d loss / d log pi, first token
+    # GRPO: the long wrong answer's tokens are pushed down 5x less (1/(2*5) vs 1/(2*1)), so
+    # wrong answers drift long; DAPO and Dr. GRPO push every token equally
+    assert per_token["seq_mean"] == pytest.approx((1 / 10, 1 / 2))
+    assert per_token["token_mean"] == pytest.approx((1 / 6, 1 / 6))
+    assert per_token["seq_sum_norm"] == pytest.approx((1 / 10, 1 / 10))
+    # question-level bias: dividing by a small group std inflates a nearly solved/failed prompt
+    hard = torch.tensor([[1.0] + [0.0] * 7], dtype=F64)
+    medium = torch.tensor([[1.0] * 4 + [0.0] * 4], dtype=F64)
+    grpo_hard, grpo_med = (float(grpo.group_advantages(x, eps=0.0)[0, 0]) for x in (hard, medium))
+    assert grpo_hard == pytest.approx(math.sqrt(7)) and grpo_med == pytest.approx(1.0)
+    dr_hard, dr_med = (float(grpo.group_advantages(x, scale="none")[0, 0]) for x in (hard, medium))
+    assert dr_hard == pytest.approx(7 / 8) and dr_med == pytest.approx(1 / 2)
+
+
 # ---- bad input ------------------------------------------------------------------------------
 
 def test_bad_inputs():
