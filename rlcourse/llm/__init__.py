@@ -1,4 +1,4 @@
-"""Part III: language models as policies, trained from scratch on a 2-core CPU (notebooks 09-11).
+"""Part III: language models as policies, trained from scratch on a 2-core CPU (notebooks 09-14).
 
 The lab world is small on purpose, so that every stage runs in seconds to minutes:
 
@@ -14,6 +14,8 @@ module                    concept
 :mod:`.sampling`          temperature / top-k, a sampling loop, pass@k (notebook 09)
 :mod:`.reward_model`      Bradley-Terry reward model on the last real token (notebook 10)
 :mod:`.rlhf`              RLHF-PPO: experience, per-token KL rewards, the update (notebook 11)
+:mod:`.dpo`               DPO, IPO, KTO, ORPO losses and the KL-regularised optimum (pure)
+:mod:`.grpo`              GRPO, Dr. GRPO, DAPO, RLOO, REINFORCE++ advantages and losses (pure)
 :mod:`.lab`               ``python -m rlcourse.llm.lab``: the whole lab from scratch, as JSON
 ========================  ==================================================================
 """
