@@ -1,4 +1,4 @@
-"""Critic-free policy gradients for LMs: GRPO, DAPO, Dr. GRPO, RLOO, REINFORCE++ (notebook 12).
+"""Critic-free policy gradients for LMs: GRPO, DAPO, Dr. GRPO, RLOO, REINFORCE++ (notebook 13).
 
 The pipeline has three steps, each a small pure function here:
 
@@ -27,6 +27,7 @@ import torch
 
 from rlcourse import ppo
 from rlcourse.advantages import aggregate_token_loss, discounted_returns, masked_mean, normalize
+from rlcourse.llm.logprobs import last_token_index
 from rlcourse.validation import check_in_range
 
 Tensor = torch.Tensor
@@ -111,15 +112,6 @@ def reinforce_pp_advantages(rewards: Tensor, eps: float = 1e-8) -> Tensor:
     return normalize(rewards, eps=eps)
 
 
-def _last_token_index(mask: Tensor) -> Tensor:
-    """Column [N] of the last real token of each row of ``mask`` [N, T] (each row non-empty)."""
-    m = mask != 0
-    if not bool(m.any(1).all()):
-        raise ValueError("every response needs at least one real token in mask")
-    T = m.shape[1]
-    return T - 1 - m.flip(1).to(torch.int64).argmax(1)
-
-
 def reinforce_pp_token_advantages(rewards: Tensor, logp_old: Tensor, ref_logp: Tensor,
                                   mask: Tensor, beta: float, eps: float = 1e-8) -> Tensor:
     """REINFORCE++ token advantages [N, T]: reward-to-go (gamma = 1) then a global z-score.
@@ -138,7 +130,7 @@ def reinforce_pp_token_advantages(rewards: Tensor, logp_old: Tensor, ref_logp: T
     rewards = _check_rewards(rewards[:, None], min_group=1)[:, 0]
     m = mask.to(logp_old.dtype)
     token_r = -beta * (logp_old - ref_logp).detach() * m
-    last = _last_token_index(mask)
+    last = last_token_index(mask)
     token_r[torch.arange(len(last)), last] += rewards.to(token_r.dtype)
     to_go = discounted_returns(token_r, torch.zeros_like(m), 1.0)
     return normalize(to_go, m, eps=eps)

@@ -95,3 +95,14 @@ def model_token_logprobs(model, input_ids: Tensor, attention_mask: Tensor) -> Te
     logits = model(input_ids=input_ids, attention_mask=attention_mask,
                    position_ids=position_ids(attention_mask)).logits
     return token_logprobs(logits, input_ids)
+
+
+def last_token_index(mask: Tensor) -> Tensor:
+    """Column [B] of the rightmost real (non-zero) entry of each row of ``mask`` [B, T]: the
+    last real token, for right and left padding alike. Every row needs a real token."""
+    if mask.ndim != 2 or mask.shape[1] == 0:
+        raise ValueError(f"mask must be [B, T], got {tuple(mask.shape)}")
+    if bool((mask.sum(-1) == 0).any()):
+        raise ValueError("a row of the mask has no real token (every row needs at least one)")
+    cols = torch.arange(mask.shape[1], device=mask.device)
+    return (cols * (mask != 0)).argmax(-1)

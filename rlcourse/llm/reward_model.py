@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from rlcourse.llm import annotator as ann
 from rlcourse.llm import task
-from rlcourse.llm.logprobs import position_ids
+from rlcourse.llm.logprobs import last_token_index, position_ids
 from rlcourse.llm.sft import Batch, SFTConfig, lr_at, make_batch
 from rlcourse.validation import check_in_range, check_positive_int
 
@@ -160,16 +160,6 @@ def fit_bradley_terry(winners: Sequence[int], losers: Sequence[int], n_players: 
 
 
 # ---- reading the reward at the last real token ----------------------------------------------
-
-def last_token_index(attention_mask: Tensor) -> Tensor:
-    """Column [B] of the rightmost real token of each row (right or left padding alike)."""
-    if attention_mask.ndim != 2 or attention_mask.shape[1] == 0:
-        raise ValueError(f"attention_mask must be [B, T], got {tuple(attention_mask.shape)}")
-    if bool((attention_mask.sum(-1) == 0).any()):
-        raise ValueError("a row of attention_mask has no real token")
-    cols = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    return (cols * (attention_mask != 0)).argmax(-1)
-
 
 def gather_last(values: Tensor, attention_mask: Tensor) -> Tensor:
     """``values`` [B, T] read at :func:`last_token_index` -> [B]."""
@@ -435,11 +425,14 @@ def rm_train_step(model, optimizer, chosen: Batch, rejected: Batch,
 
 def train_rm(model, data: PairTensors, steps: int, *, lr: float = 3e-4, batch_size: int = 64,
              warmup: int = 20, max_grad_norm: float = 1.0, seed: int = 0, step_fn=None,
-             progress: bool = True, desc: str = "RM") -> dict[str, list[float]]:
+             progress: bool = True, desc: str = "RM", eval_fn=None,
+             eval_every: int = 0) -> dict[str, list]:
     """AdamW with warm-up and cosine decay on random minibatches of ``data``.
 
     ``step_fn`` (default :func:`rm_train_step`) does one update. Returns the history: per
-    step ``loss``, ``accuracy`` (on the minibatch, before the step) and ``pairs_per_s``.
+    step ``loss``, ``accuracy`` (on the minibatch, before the step) and ``pairs_per_s``. With
+    ``eval_fn`` and ``eval_every`` > 0, also ``eval_step`` and ``eval``: what ``eval_fn()``
+    returns (in eval mode) every ``eval_every`` steps.
     """
     from tqdm.auto import tqdm
 
@@ -448,7 +441,8 @@ def train_rm(model, data: PairTensors, steps: int, *, lr: float = 3e-4, batch_si
                                                                               "batch_size")
     gen = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    hist: dict[str, list[float]] = {"loss": [], "accuracy": [], "pairs_per_s": []}
+    hist: dict[str, list] = {"loss": [], "accuracy": [], "pairs_per_s": [], "eval_step": [],
+                             "eval": []}
     started = time.perf_counter()
     model.train()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
@@ -463,6 +457,11 @@ def train_rm(model, data: PairTensors, steps: int, *, lr: float = 3e-4, batch_si
         hist["pairs_per_s"].append(speed)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{speed:,.0f}")
+        if eval_fn is not None and eval_every > 0 and (step + 1) % eval_every == 0:
+            model.eval()
+            hist["eval_step"].append(step + 1)
+            hist["eval"].append(eval_fn())
+            model.train()
     bar.close()
     model.eval()
     return hist
@@ -617,17 +616,63 @@ def compare_recipes(seed: int = 0, progress: bool = True) -> list[dict]:
     return rows
 
 
+def learning_curve(recipe: dict, seed: int = 0, steps: int = 1200, every: int = 100, *,
+                   progress: bool = True, root=None) -> dict:
+    """Train one RM (the :class:`RMConfig` overrides ``recipe``, run for ``steps`` steps
+    whatever its own ``steps``; not cached) and measure,
+    every ``every`` steps, :func:`carry_accuracy` on the held-out problems and the accuracy on
+    held-out pairs sampled from the SFT model. Returns the lists and the CPU seconds so far
+    (evaluations included)."""
+    from rlcourse.llm.sft import sft_model
+
+    overrides = {k: v for k, v in recipe.items() if k != "steps"}
+    cfg = _config({**overrides, "steps": steps})
+    base, tokenizer, _ = sft_model(cfg.sft, seed, stage="base", root=root, progress=progress)
+    tuned, _, _ = sft_model(cfg.sft, seed, stage="sft", root=root, progress=progress)
+    train_set, held = task.split_problems(cfg.sft.split_seed, cfg.sft.n_heldout)
+    pairs = training_pairs(cfg, tuned, tokenizer, train_set, seed)
+    _, onpolicy = heldout_pairs(cfg, tuned, tokenizer)
+    torch.manual_seed(seed)
+    rm = RewardModel(build_reward_model(base), tokenizer)
+    cpu0 = time.process_time()
+
+    def probe() -> dict[str, float]:
+        return {"carry_accuracy": carry_accuracy(rm, held),
+                "onpolicy_accuracy": gold_accuracy_of(rm, onpolicy),
+                "cpu_seconds": time.process_time() - cpu0}
+
+    hist = train_rm(rm.model, encode_pairs(tokenizer, pairs), steps, lr=cfg.lr,
+                    batch_size=cfg.batch_size, warmup=cfg.warmup, max_grad_norm=cfg.max_grad_norm,
+                    seed=seed, progress=progress, eval_fn=probe, eval_every=every)
+    out: dict = {"seed": int(seed), "overrides": {k: v for k, v in overrides.items()
+                                                  if k != "sft"}, "step": hist["eval_step"]}
+    for key in ("carry_accuracy", "onpolicy_accuracy", "cpu_seconds"):
+        out[key] = [round(float(e[key]), 4) for e in hist["eval"]]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rlcourse.llm.reward_model [--out FILE]``: store :func:`compare_recipes`."""
+    """``python -m rlcourse.llm.reward_model [--out FILE]``: store :func:`compare_recipes`;
+    with ``--curve RECIPE``, store that recipe's :func:`learning_curve` instead."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--out", default="results/lab/rm_recipes.json")
+    parser.add_argument("--out", default=None, help="default results/lab/rm_recipes.json, or "
+                        "results/lab/rm_curve.json with --curve")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--curve", choices=sorted(RECIPES), default=None)
+    parser.add_argument("--steps", type=int, default=1200, help="steps of --curve")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.curve is not None:
+        out = Path(args.out or "results/lab/rm_curve.json")
+        data = json.loads(out.read_text()) if out.exists() else {}
+        data[args.curve] = learning_curve(RECIPES[args.curve], args.seed, args.steps)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=1))
+        return 0
     rows = compare_recipes(args.seed)
-    out = Path(args.out)
+    out = Path(args.out or "results/lab/rm_recipes.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
     for r in rows:

@@ -39,7 +39,7 @@ from torch import nn
 from rlcourse import advantages as adv_lib
 from rlcourse import ppo
 from rlcourse.llm import task
-from rlcourse.llm.logprobs import position_ids, response_mask, token_logprobs
+from rlcourse.llm.logprobs import last_token_index, position_ids, response_mask, token_logprobs
 from rlcourse.llm.model import generate
 from rlcourse.validation import check_gamma, check_in_range, check_positive_int
 
@@ -183,15 +183,6 @@ def _check_bt(name: str, ref: Tensor, **others: Tensor) -> None:
     for k, v in others.items():
         if tuple(v.shape) != tuple(ref.shape):
             raise ValueError(f"{k} {tuple(v.shape)} must match {name} {tuple(ref.shape)}")
-
-
-def last_token_index(mask: Tensor) -> Tensor:
-    """Column of the last 1 in each row of ``mask`` [B, T] -> [B] (every row needs a 1)."""
-    m = mask.to(torch.float32)
-    if bool((m.sum(1) == 0).any()):
-        raise ValueError("every row of the mask needs at least one real token")
-    cols = torch.arange(m.shape[1], device=m.device, dtype=torch.float32)
-    return (m * (cols + 1)).argmax(1)
 
 
 def per_token_rewards(score: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor,
