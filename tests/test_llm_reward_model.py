@@ -344,3 +344,21 @@ def test_compare_recipes_trains_each_and_main_stores_them(tmp_path, monkeypatch,
 
     assert json.loads(out.read_text())[1]["recipe"] == "b"
     assert "carry" in capsys.readouterr().out
+
+
+def test_learning_curve_measures_every_few_steps(tmp_path, monkeypatch):
+    curve = rmod.learning_curve(TINY_RM, 0, steps=4, every=2, progress=False, root=tmp_path)
+    assert "steps" not in curve["overrides"]  # the recipe's own steps are replaced
+    assert curve["step"] == [2, 4] and "sft" not in curve["overrides"]
+    for key in ("carry_accuracy", "onpolicy_accuracy"):
+        assert len(curve[key]) == 2 and all(0 <= v <= 1 for v in curve[key])
+    assert 0 <= curve["cpu_seconds"][0] <= curve["cpu_seconds"][1]
+    # the CLI stores one curve per recipe name and keeps the others
+    monkeypatch.setattr(rmod, "learning_curve", lambda recipe, seed, steps: {"steps": steps})
+    out = tmp_path / "curve.json"
+    name = sorted(rmod.RECIPES)[0]
+    out.write_text('{"older": 1}')
+    assert rmod.main(["--curve", name, "--steps", "7", "--out", str(out)]) == 0
+    import json
+
+    assert json.loads(out.read_text()) == {"older": 1, name: {"steps": 7}}

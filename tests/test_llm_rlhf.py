@@ -278,6 +278,21 @@ def test_train_end_to_end_on_a_tiny_model(tmp_path):
     assert res.history["beta"][0] == res.config.beta
 
 
+def test_beta_follows_the_reward_unless_given(tmp_path, monkeypatch):
+    """The learned RM gets RM_BETA, the gold reward and custom reward functions Config.beta,
+    and an explicit beta always wins."""
+    monkeypatch.setattr(rlhf, "reward_function",
+                        lambda reward, seed, rm_overrides, **kw: (rlhf.gold_reward_fn, None))
+    tiny = dict(progress=False, sft_cfg=TINY_SFT, root=tmp_path, updates=1, n_prompts=8,
+                minibatch=8, epochs=1, eval_every=0, n_eval=20)
+    assert rlhf.RM_BETA != rlhf.Config.beta
+    assert rlhf.train(0, reward="rm", **tiny).config.beta == rlhf.RM_BETA
+    assert rlhf.train(0, reward="gold", **tiny).config.beta == rlhf.Config.beta
+    custom = rlhf.train(0, reward="rm", reward_fn=rlhf.gold_reward_fn, **tiny)
+    assert custom.config.beta == rlhf.Config.beta
+    assert rlhf.train(0, reward="rm", beta=0.7, **tiny).config.beta == 0.7
+
+
 def test_reference_equal_to_policy_reads_zero_kl(tmp_path):
     res = rlhf.train(0, reward="gold", progress=False, sft_cfg=TINY_SFT, root=tmp_path,
                      updates=2, n_prompts=8, minibatch=8, epochs=1, eval_every=0, n_eval=20,

@@ -324,8 +324,9 @@ def train_on(pairs, steps, seed=0, desc="RM"):
     return rmod.RewardModel(model, tok), hist
 
 
+LIVE_STEPS = 250  # the course RM trains for cfg.steps; it is cached, and loaded below
 cpu0 = time.process_time()
-reward_model, hist = train_on(pairs, cfg.steps)
+reward_model, hist = train_on(pairs, LIVE_STEPS)
 train_cpu = time.process_time() - cpu0
 acc = rmod.evaluate_rm(reward_model, synthetic_eval, onpolicy_eval)
 print(f"trained in {train_cpu:.1f} CPU-s ({hist['pairs_per_s'][-1]:,.0f} pairs/s); first "
@@ -350,9 +351,8 @@ axes[1].set_ylabel("minibatch pairwise accuracy (10-step mean)")
 plt.show()
 
 # %% [markdown]
-# The two numbers differ a lot, and neither reaches what a useful RM for RL needs (the course
-# aimed at 90 % and 85 %; what was tried is read back at the end of this section). Where does
-# it go wrong? Split the held-out pairs by the kind of mistake in the worse answer:
+# The two numbers differ a lot. Where does it go wrong? Split the held-out pairs by the kind of
+# mistake in the worse answer:
 
 # %%
 def mistake(pair):
@@ -365,28 +365,88 @@ def mistake(pair):
     return "wrong digit"
 
 
-by_kind = {}
-for name, group in (("synthetic", synthetic_eval), ("SFT samples", onpolicy_eval)):
-    for kind in ("wrong length", "forgotten carry", "wrong digit"):
-        members = [p for p in group if mistake(p) == kind]
-        if members:
-            by_kind[name, kind] = rmod.gold_accuracy_of(reward_model, members)
-            print(f"{name:11s} | worse answer has a {kind:15s}: {len(members):5d} pairs, "
-                  f"accuracy {by_kind[name, kind]:.1%}")
+def by_mistake(rm):
+    """Held-out accuracy of rm per (pair set, kind of mistake), printed and returned."""
+    out = {}
+    for name, group in (("synthetic", synthetic_eval), ("SFT samples", onpolicy_eval)):
+        for kind in ("wrong length", "forgotten carry", "wrong digit"):
+            members = [p for p in group if mistake(p) == kind]
+            if members:
+                out[name, kind] = rmod.gold_accuracy_of(rm, members)
+                print(f"{name:11s} | worse answer has a {kind:15s}: {len(members):5d} pairs, "
+                      f"accuracy {out[name, kind]:.1%}")
+    return out
+
+
+by_kind = by_mistake(reward_model)
 assert by_kind["synthetic", "wrong length"] > by_kind["synthetic", "forgotten carry"] + 0.2
 
 # %% [markdown]
 # The reward model is best on the easiest contrast, a synthetic answer of the wrong length, and
-# close to a coin flip on everything that needs the arithmetic, including the forgotten carry,
-# which is exactly the mistake the SFT model makes. On the SFT model's own samples it is
-# therefore no better than chance, although its accuracy on the synthetic test set looks
-# respectable. Notebook 11 will optimise a policy against such a proxy.
+# close to a coin flip on the forgotten carry, which is exactly the mistake the SFT model
+# makes. On the SFT model's own samples it is therefore little better than chance, although
+# its accuracy on the synthetic test set looks respectable.
+#
+# ### Training longer: the course reward model
+# The course RM is the same recipe trained for `cfg.steps` steps instead of `LIVE_STEPS`. That
+# takes a few minutes, so it is cached (`rmod.load_reward_model`, built once by `make
+# notebooks` or on first use) and loaded here. Compare the two on the same held-out pairs, and
+# on the one contrast RL needs: the right answer against the forgotten carry, on every
+# held-out problem that carries.
+
+# %%
+course_rm = rmod.load_reward_model(seed=0)
+acc_course = rmod.evaluate_rm(course_rm, synthetic_eval, onpolicy_eval)
+carry = {"live": rmod.carry_accuracy(reward_model, heldout_problems),
+         "course": rmod.carry_accuracy(course_rm, heldout_problems)}
+print(f"{LIVE_STEPS} steps (this notebook): synthetic {acc['pair_accuracy']:.1%}, SFT samples "
+      f"{acc['onpolicy_accuracy']:.1%}, right vs forgotten carry {carry['live']:.1%}")
+print(f"{course_rm.info['config']['steps']} steps (cached course RM, "
+      f"{course_rm.info['seconds']:.0f} CPU-s): synthetic {acc_course['pair_accuracy']:.1%}, SFT "
+      f"samples {acc_course['onpolicy_accuracy']:.1%}, right vs forgotten carry "
+      f"{carry['course']:.1%}")
+by_kind_course = by_mistake(course_rm)
+assert carry["course"] > carry["live"] + 0.15
+assert acc_course["onpolicy_accuracy"] > acc["onpolicy_accuracy"] + 0.1
 
 # %% [markdown]
-# Can more training fix it? Longer runs than this notebook can afford were stored by
-# `python -m rlcourse.llm.reward_model` (seed 0, same data pipeline, one thread). The last
-# column is the contrast RL needs: the right answer against the forgotten carry, on every
-# held-out problem that carries.
+# The longer run learns part of the carry, and with it the SFT samples. When? The same run
+# was stored with the two accuracies measured every 100 steps (`python -m
+# rlcourse.llm.reward_model --curve RECIPE` writes `results/lab/rm_curve.json`), beside a
+# recipe with clean labels and a larger learning rate:
+
+# %%
+curves = json.loads(Path(rlcourse.__file__).resolve().parents[1].joinpath(
+    "results", "lab", "rm_curve.json").read_text())
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for name, c in curves.items():
+    axes[0].plot(c["step"], c["carry_accuracy"], marker="o", label=name)
+    axes[1].plot(c["step"], c["onpolicy_accuracy"], marker="o", label=name)
+    print(f"{name:40s} right vs forgotten carry: first {c['carry_accuracy'][0]:.1%}, min "
+          f"{min(c['carry_accuracy']):.1%}, last {c['carry_accuracy'][-1]:.1%} after "
+          f"{c['step'][-1]} steps ({c['cpu_seconds'][-1]:.0f} CPU-s)")
+axes[0].axhline(0.5, color="grey", ls=":", label="coin flip")
+axes[1].axhline(0.85, color="C3", ls="--", label="course target 85 %")
+axes[0].set(xlabel="RM training step", ylabel="right vs forgotten carry (held out)")
+axes[1].set(xlabel="RM training step", ylabel="accuracy on SFT samples (held out)")
+for ax in axes:
+    ax.legend(fontsize=7)
+plt.show()
+course_curve = curves["course default (noise 0.1, 1200 steps)"]
+clean_curve = curves["clean labels, 800 steps, lr 1e-3"]
+assert course_curve["carry_accuracy"][-1] > max(course_curve["carry_accuracy"][:3]) + 0.1
+assert min(clean_curve["carry_accuracy"]) < 0.4 and max(clean_curve["carry_accuracy"]) < 0.6
+
+# %% [markdown]
+# With the course's learning rate the carry is learned late: for the first few hundred steps
+# the RM is near a coin flip on it, then it climbs. With a three times larger rate and clean
+# labels it never does, and for most of the run it is *below* a coin flip: it prefers the
+# forgotten carry. That is a shortcut. On every problem without a carry, "the tens digit is
+# the sum of the tens digits" is exactly right, and it is easier to compute than the carry, so
+# an RM that has learned only that rule scores the forgotten-carry answer higher.
+#
+# Other recipes were stored too (`python -m rlcourse.llm.reward_model`,
+# `results/lab/rm_recipes.json`):
 
 # %%
 recipes = json.loads(Path(rlcourse.__file__).resolve().parents[1].joinpath(
@@ -395,20 +455,19 @@ print(f"{'recipe':40s} {'synthetic':>9s} {'SFT samples':>11s} {'carry':>6s} {'CP
 for r in recipes:
     print(f"{r['recipe']:40s} {r['pair_accuracy']:9.1%} {r['onpolicy_accuracy']:11.1%} "
           f"{r['carry_accuracy']:6.1%} {r['cpu_seconds']:6.0f}")
-best = max(recipes, key=lambda r: r["carry_accuracy"])
-print(f"best on the carry: {best['recipe']} ({best['carry_accuracy']:.1%})")
-assert all(r["carry_accuracy"] < 0.6 and r["pair_accuracy"] < 0.9 for r in recipes)
+best = max(recipes, key=lambda r: r["onpolicy_accuracy"])
+print(f"best on the SFT samples: {best['recipe']} ({best['onpolicy_accuracy']:.1%})")
+assert all(r["pair_accuracy"] < 0.9 and r["onpolicy_accuracy"] < 0.85 for r in recipes)
 
 # %% [markdown]
-# None of them learns the carry: the best (printed above) is barely above a coin flip on it, and
-# every recipe keeps its synthetic accuracy below 90 %. Three times the steps, clean labels
-# and dropping the SFT samples each move the numbers by a few points only. Checking the carry is a genuinely harder feature than checking the length:
-# the base model computes the right tens digit at the `=` position, and the reward model has
-# to learn to carry that to the end marker and compare it with the digit written there, from
-# a scalar signal per pair. A learned
-# verifier of arithmetic is expensive, which is one reason why RL on maths and code uses a
-# programmatic checker (a *verifiable reward*, like our gold one) wherever one exists.
-# Notebook 11 shows what PPO does with the course RM and with the clean-label one.
+# No recipe reaches 90 % on synthetic pairs or 85 % on the SFT samples, the figures the course
+# aimed for, and the best costs minutes of CPU where a verifier costs nothing. Checking the
+# carry is a genuinely harder feature than checking the length: the base model computes the
+# right tens digit at the `=` position, and the reward model has to learn to carry that to the
+# end marker and compare it with the digit written there, from one scalar signal per pair. A
+# learned verifier of arithmetic is expensive and imperfect, which is one reason why RL on
+# maths and code uses a programmatic checker (a *verifiable reward*, like our gold one)
+# wherever one exists. Notebook 11 optimises the course RM with PPO.
 
 # %% [markdown]
 # ## 6. The padding pitfall, measured
@@ -671,14 +730,19 @@ rlcourse.results.record(
     title="Reward models",
     topics="Bradley-Terry MLE, RM loss and gradient, scalar-head RM, last-token reading and "
            "padding, held-out accuracy, label noise (V-18), length bias (V-17)",
-    headline=(f"RM trained in {train_cpu:.0f} CPU-s: held-out accuracy vs gold "
+    headline=(f"RM of {LIVE_STEPS} steps ({train_cpu:.0f} CPU-s): held-out accuracy vs gold "
               f"{acc['pair_accuracy']:.1%} (synthetic pairs), {acc['onpolicy_accuracy']:.1%} "
-              f"(pairs sampled from SFT); left padding read at length-1 drops it to "
+              f"(pairs sampled from SFT), forgotten carry {carry['live']:.0%}; cached course RM "
+              f"({cfg.steps} steps): {acc_course['pair_accuracy']:.1%}, "
+              f"{acc_course['onpolicy_accuracy']:.1%}, carry {carry['course']:.0%}; left padding read at length-1 drops it to "
               f"{values[2]:.0%}; label noise 0.4 caps measured accuracy at {noisy_a[-1]:.0%}; "
               f"length-biased RM prefers over-long to right answers in "
               f"{length_rows['length-biased'][0]:.0%} of pairs"),
     metrics={"rm_pair_accuracy": acc["pair_accuracy"],
              "rm_onpolicy_accuracy": acc["onpolicy_accuracy"], "rm_train_cpu_s": train_cpu,
+             "course_rm_pair_accuracy": acc_course["pair_accuracy"],
+             "course_rm_onpolicy_accuracy": acc_course["onpolicy_accuracy"],
+             "course_rm_carry_accuracy": carry["course"],
              "bt_max_error": bt_error, "left_pad_naive_accuracy": values[2],
              "noisy_accuracy_at_0p4": float(noisy_a[-1]),
              "length_biased_prefers_long": length_rows["length-biased"][0]},

@@ -391,6 +391,25 @@ torch.set_num_threads(threads)
 print(f"a small rollout + update: {timings[1]:.2f} s on 1 thread, {timings[2]:.2f} s on 2; "
       f"using {threads}")
 
+# %% [markdown]
+# One more setting differs between the two runs: β. It is measured in *reward units per nat*,
+# so it must follow the reward's scale. Compare the spread of the two rewards over answers
+# sampled from the SFT model:
+
+# %%
+spread_prompts = [p.prompt for p in held_out[:200] for _ in range(4)]
+spread_gen = rlhf.sample(policy, tokenizer, spread_prompts, cfg, torch.Generator().manual_seed(3))
+rm_spread = float(rm.score(spread_prompts, spread_gen.responses).std())
+gold_spread = float(rlhf.gold_reward_fn(spread_prompts, spread_gen.responses).std())
+print(f"std of the reward over SFT samples: learned RM {rm_spread:.2f}, gold {gold_spread:.2f} "
+      f"(ratio {rm_spread / gold_spread:.1f}); beta: gold {cfg.beta}, RM {rlhf.RM_BETA}")
+assert rm_spread > 2 * gold_spread
+
+# %% [markdown]
+# The RM's scores spread several times wider than the gold reward's, so the same β would be a
+# much weaker leash. `rlhf.train` uses `Config.beta` with the gold reward and `rlhf.RM_BETA`
+# with the RM (Section 8 shows what the smaller β does with the RM).
+
 # %%
 N_LIVE = 15
 live = {}
@@ -405,7 +424,7 @@ gold_gain = live["gold"].final["gold_accuracy"] - live["gold"].start["gold_accur
 rm_gain = live["rm"].final["gold_accuracy"] - live["rm"].start["gold_accuracy"]
 kl_policy = live["gold"].policy
 assert gold_gain >= 0.2 and live["gold"].final["kl_to_ref"] <= 1.5
-assert live["rm"].final["kl_to_ref"] <= 1.5
+assert live["rm"].final["kl_to_ref"] <= 1.0 and rm_gain >= 0.05
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
@@ -426,10 +445,10 @@ plt.show()
 # %% [markdown]
 # With the gold reward as an oracle RM, a few CPU seconds of PPO teach the model the carry
 # that the SFT demonstrations kept forgetting, while the KL to the SFT model stays near a nat
-# per response. With the learned RM, gold accuracy moves by the amount printed above: the proxy is
-# only as good as the RM is on the *policy's own* samples (its on-policy accuracy, printed in
-# Section 2), and where it cannot tell a carried answer from a forgotten one, PPO has nothing
-# to climb. The gap between the two curves is the cost of the proxy.
+# per response. With the learned RM, gold accuracy moves by the amount printed above: the
+# proxy is only as good as the RM is on the *policy's own* samples (its on-policy accuracy,
+# printed in Section 2), and the RM knows the carry only partly. The gap between the two
+# curves is the cost of the proxy.
 
 # %% [markdown]
 # ## 6. Estimating the KL: k1, k2, k3 against the exact value
@@ -534,14 +553,14 @@ assert max(adaptive.history["beta"]) > cfg.beta and adaptive_kl < fixed_kl
 # The next experiments need several runs of a minute or more each, too long for this
 # notebook, so they are stored in `results/lab/rlhf_experiments.json` and read here. Every run
 # uses the same code and starts from the same SFT model; regenerate them with
-# `python -m rlcourse.llm.rlhf goodhart debugging beta_sweep stronger_rm` (about 18 CPU
+# `python -m rlcourse.llm.rlhf goodhart debugging beta_sweep course_rm` (about 18 CPU
 # minutes).
 #
 # They use a **length-biased reward model**: the RM of notebook 10 trained on labels from an
 # annotator that adds `length_bias` to the perceived reward per extra character (notebook 10,
 # Section 8). Such an RM is a proxy with a known flaw: it likes long answers, which the gold
-# reward does not. A fourth experiment, `stronger_rm`, uses the better RM recipe of notebook 10
-# without a length bias.
+# reward does not. (It is a short run of 250 steps: the length bias is learned at once.) A
+# fourth experiment, `course_rm`, runs longer against the course RM itself.
 
 # %%
 stored = json.loads(Path(rlcourse.__file__).resolve().parents[1].joinpath(
@@ -625,42 +644,38 @@ for row in goodhart:
 # early stopping on the KL, and, where possible, verifiable rewards such as our gold one.
 
 # %% [markdown]
-# ### A better reward model: over-optimisation, not a cure
-# The learned RM of Section 5 cannot tell a carried answer from a forgotten one, so PPO had
-# nothing to climb. Notebook 10 ended with a stronger recipe (clean labels, 800 steps) whose RM
-# does learn part of the carry. Two stored runs of 40 updates optimise it, with β = 0.05 and
-# β = 0.3, and measure greedy held-out gold accuracy every 5 updates:
+# ### The course RM over 40 updates, and the price of a small β
+# Section 5 ran 15 updates against the course RM. Two stored runs of 40 updates, with
+# β = `RM_BETA` and with the gold reward's β = 0.05, measure greedy held-out gold accuracy
+# every 5 updates:
 
 # %%
-strong = {run["setting"]["beta"]: run for run in stored["stronger_rm"]}
+course = {run["setting"]["beta"]: run for run in stored["course_rm"]}
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
-for b, run in sorted(strong.items()):
+for b, run in sorted(course.items()):
     h = run["history"]
-    ax.plot(h["eval_update"], h["gold_accuracy"], marker="o", label=f"stronger RM, beta={b:g}")
-    peak = int(np.argmax(h["gold_accuracy"]))
-    print(f"beta {b:<4g}: gold accuracy {h['gold_accuracy'][0]:.3f} at the start, best "
-          f"{h['gold_accuracy'][peak]:.3f} at update {h['eval_update'][peak]}, "
-          f"{run['final']['gold_accuracy']:.3f} at the end (carry problems "
-          f"{run['final']['accuracy_carry']:.3f}); final KL {run['final']['kl_to_ref']:.2f} nats, "
-          f"proxy reward {run['final']['proxy_reward']:.2f}")
-ax.axhline(strong[0.3]["start"]["gold_accuracy"], color="grey", ls=":", label="SFT model")
+    ax.plot(h["eval_update"], h["gold_accuracy"], marker="o", label=f"course RM, beta={b:g}")
+    print(f"beta {b:<4g}: gold accuracy {h['gold_accuracy'][0]:.3f} -> "
+          f"{run['final']['gold_accuracy']:.3f} (range over the run "
+          f"{min(h['gold_accuracy'][1:]):.3f}-{max(h['gold_accuracy'][1:]):.3f}; carry problems "
+          f"{run['final']['accuracy_carry']:.3f}); final KL {run['final']['kl_to_ref']:.2f} nats")
+ax.axhline(course[rlhf.RM_BETA]["start"]["gold_accuracy"], color="grey", ls=":",
+           label="SFT model")
 ax.set(xlabel="update", ylabel="greedy gold accuracy (held out)")
 ax.legend(fontsize=8)
 plt.show()
-low, high = strong[0.05], strong[0.3]
-assert low["final"]["gold_accuracy"] < low["start"]["gold_accuracy"] - 0.05
-assert low["final"]["kl_to_ref"] > 2 * high["final"]["kl_to_ref"]
-assert high["final"]["gold_accuracy"] > high["start"]["gold_accuracy"]
-assert high["final"]["kl_to_ref"] <= 1.0
+low, high = course[0.05], course[rlhf.RM_BETA]
+assert high["final"]["gold_accuracy"] >= high["start"]["gold_accuracy"] + 0.1
+assert high["final"]["kl_to_ref"] <= 1.0 < low["final"]["kl_to_ref"]
+assert low["final"]["gold_accuracy"] < high["final"]["gold_accuracy"] - 0.05
 
 # %% [markdown]
-# With β = 0.05 the policy finds what this RM gets wrong: the proxy reward rises, the KL runs
-# to several nats and gold accuracy falls *below* the SFT model's. Even the no-carry problems,
-# which the SFT model always got right, start to fail. With β = 0.3 the KL stays under a nat
-# and gold accuracy ends above the SFT model, by the few points printed above. The RM's partial
-# knowledge of the carry is only usable where β keeps the policy close to the responses the RM
-# was trained on. A better proxy moves the frontier, it does not remove it; the oracle run of
-# Section 5 shows how far a correct reward would go.
+# With β = `RM_BETA` the gain holds to the last update with the KL well under a nat. With
+# β = 0.05 the policy moves further from the reference yet gains less, and its accuracy
+# swings from one evaluation to the next: the extra KL is spent where the RM's scores no
+# longer mean much, on answers unlike the ones it was trained on. Against a proxy, β is what
+# keeps the policy where the proxy is still informative; the oracle run of Section 5 shows how
+# far a correct reward would go.
 
 # %% [markdown]
 # ### A debugging lab

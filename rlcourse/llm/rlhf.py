@@ -62,7 +62,7 @@ class Config:
     epochs: int = 4
     lr: float = 1e-4                # actor
     critic_lr: float = 3e-4
-    beta: float = 0.05              # KL coefficient towards the reference
+    beta: float = 0.05              # KL coefficient (reward units per nat); see RM_BETA
     kl_target: float | None = None  # nats per response; None keeps beta fixed
     clip_eps: float = 0.2
     value_clip: float | None = 0.2
@@ -458,6 +458,13 @@ def _setup(seed: int, sft_seed: int | None, sft_cfg, root, progress: bool, cfg: 
             [p.prompt for p in train_set], held[:cfg.n_eval])
 
 
+# beta is in reward units per nat, so it depends on the reward's scale: Config.beta (0.05) was
+# calibrated on the gold reward (std about 0.15 over SFT samples); the course RM's scores spread
+# about six times wider, and against it beta 0.3 gained more gold accuracy at less KL than 0.05
+# (the course_rm experiment), so train() uses RM_BETA for reward="rm" unless beta is given.
+RM_BETA = 0.3
+
+
 def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
           reward_fn: RewardFn | None = None, experience_fn: Callable | None = None,
           sft_seed: int | None = None, sft_cfg=None, root=None, rm_overrides: dict | None = None,
@@ -465,9 +472,12 @@ def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
     """RLHF-PPO from the cached SFT model (``sft_seed``, default ``seed``) with the course
     :class:`Config` changed by ``overrides``. ``reward`` picks the learned RM or the gold
     oracle (``rm_overrides`` pick its training settings); ``reward_fn`` replaces both;
-    ``experience_fn`` replaces :func:`make_experience`."""
+    ``experience_fn`` replaces :func:`make_experience`. Without a ``beta`` override, beta is
+    :data:`RM_BETA` for the learned RM and ``Config.beta`` otherwise."""
     from tqdm.auto import tqdm
 
+    if "beta" not in overrides and reward == "rm" and reward_fn is None:
+        overrides = {**overrides, "beta": RM_BETA}
     cfg = replace(Config(), **overrides)
     policy, ref, sft_ref, critic, tok, prompts, held = _setup(seed, sft_seed, sft_cfg, root,
                                                               progress, cfg)
@@ -527,18 +537,16 @@ def summary(res: RLHFResult) -> dict:
 
 def experiment_grid() -> dict[str, list[dict]]:
     """The stored experiments: name -> list of run settings (train() keyword arguments)."""
-    from rlcourse.llm.reward_model import STRONG_RM
-
-    biased = {"reward": "rm", "rm_overrides": {"length_bias": GOODHART_LENGTH_BIAS}}
-    strong = {"reward": "rm", "rm_overrides": dict(STRONG_RM)}
+    # the length-biased RM is a short run (250 steps): it learns the length bias at once
+    biased = {"reward": "rm", "rm_overrides": {"length_bias": GOODHART_LENGTH_BIAS, "steps": 250}}
     return {
         "goodhart": [{"seed": s, "beta": 0.0, "updates": 40, **biased} for s in (0, 1)],
         "debugging": [{"seed": 0, "reward": "gold", "updates": 25, "label": label, **change}
                       for label, change in DEBUG_RUNS.items()],
         "beta_sweep": [{"seed": 0, "beta": b, "updates": 30, **biased}
                        for b in (0.0, 0.05, 0.2, 1.0)],
-        "stronger_rm": [{"seed": 0, "beta": b, "updates": 40, "eval_every": 5, **strong}
-                        for b in (0.05, 0.3)],
+        "course_rm": [{"seed": 0, "beta": b, "updates": 40, "eval_every": 5, "reward": "rm"}
+                      for b in (0.05, 0.3)],
     }
 
 
