@@ -623,6 +623,9 @@ plt.show()
 #   RM will be used on (here: the SFT model's samples).
 # * Label noise $\epsilon$ caps observable accuracy at $1-\epsilon$; an annotator's bias
 #   becomes the RM's bias, and RL will find it.
+# * Easy features (length) are learned in a few steps, hard ones (the carry) much later, and a
+#   shortcut that is right on most data can hold the hard one off. Track the contrast that
+#   matters to RL, not only the average accuracy.
 #
 # ## Further reading
 #

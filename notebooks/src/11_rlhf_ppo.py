@@ -782,6 +782,8 @@ assert pad_share > 0.1 and pad_weight > 0.1
 # * β sets the trade-off between reward and drift; adaptive β targets a KL; β = 0 with a flawed
 #   RM gives the Goodhart curve. Always log reward, gold or held-out checks, KL, entropy, length
 #   and clip fraction.
+# * β is in reward units per nat: scale it with the spread of the reward (Section 5 measures
+#   the gold reward's and the RM's, and `rlhf.train` picks β for each).
 
 # %% [markdown]
 # ## Further reading
