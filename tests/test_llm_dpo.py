@@ -349,3 +349,35 @@ def test_check_same_prompts():
         dpo.check_same_prompts(["a"], ["a", "b"])
     with pytest.raises(ValueError, match="at least one"):
         dpo.check_same_prompts([], [])
+
+
+# ---- training on a tiny lab -------------------------------------------------------------------
+
+def test_tiny_dpo_run_raises_the_margin_and_reports_metrics(tmp_path):
+    """DPO end to end on a tiny SFT model: the implicit-reward margin grows from 0 (the first
+    step's loss is ln 2 because policy = reference), and the reports are complete."""
+    from rlcourse.llm import model as lm
+    from rlcourse.llm.sft import SFTConfig
+
+    tiny = SFTConfig(model=lm.ModelConfig(n_embd=16, n_layer=1, n_head=2), pretrain_steps=4,
+                     sft_steps=2, batch_size=16, warmup=1, n_heldout=20)
+    rm_small = {"onpolicy_prompts": 20, "onpolicy_samples": 2, "eval_samples": 2}
+    res = dpo.train(0, progress=False, sft_cfg=tiny, root=tmp_path, rm_overrides=rm_small,
+                    steps=12, batch_size=16, lr=1e-2, warmup=1, eval_every=5, n_eval=20)
+    h = res.history
+    assert h["loss"][0] == pytest.approx(math.log(2), abs=1e-5)
+    assert h["reward_margin"][0] == pytest.approx(0.0, abs=1e-6)
+    assert sum(h["reward_margin"][-3:]) / 3 > 0.01 and sum(h["loss"][-3:]) / 3 < math.log(2)
+    assert h["eval_step"] == [5, 10, 12] and len(h["gold_accuracy"]) == 3
+    for key in ("gold_accuracy", "kl_to_ref", "seconds", "cpu_seconds"):
+        assert math.isfinite(res.final[key]), key
+    assert res.final["kl_to_ref"] > 0 and res.start["gold_accuracy"] >= 0
+
+
+def test_dpo_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="beta"):
+        dpo.DPOConfig(beta=0.0)
+    with pytest.raises(ValueError, match="steps"):
+        dpo.DPOConfig(steps=0)
+    with pytest.raises(ValueError, match="eval_every"):
+        dpo.DPOConfig(eval_every=-1)

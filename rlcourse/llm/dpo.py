@@ -1,4 +1,5 @@
-"""The DPO family as pure functions of sequence log-probabilities (issue 8, notebook 12).
+"""The DPO family as pure functions of sequence log-probabilities, then DPO training on the
+lab's preference pairs (:func:`train`; notebook 12).
 
 The derivation, in five steps (x a prompt, y a response, r a reward, pi_ref the frozen SFT model):
 
@@ -31,12 +32,21 @@ losses, so gradients reach the policy only. IPO, KTO and ORPO follow their paper
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from rlcourse.validation import check_distribution, check_in_range, check_same_length
+from rlcourse.llm import task
+from rlcourse.validation import (
+    check_distribution,
+    check_in_range,
+    check_positive_int,
+    check_same_length,
+)
 
 Tensor = torch.Tensor
 
@@ -265,3 +275,148 @@ def orpo_loss(nll_chosen: Tensor, mean_logp_chosen: Tensor, mean_logp_rejected: 
         raise ValueError("nll_chosen must be a non-empty tensor")
     ratio = log_odds(mean_logp_chosen) - log_odds(mean_logp_rejected)
     return nll_chosen.mean() + lam * (-F.logsigmoid(ratio)).mean()
+
+
+# ---- training on the lab's preference pairs --------------------------------------------------
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """Course defaults for DPO from the cached SFT model on the annotator's preference pairs
+    (the same pairs the reward model of notebook 10 trains on)."""
+
+    beta: float = 0.1
+    steps: int = 150
+    batch_size: int = 64
+    lr: float = 1e-4
+    warmup: int = 10
+    max_grad_norm: float = 1.0
+    eval_every: int = 50       # greedy held-out gold accuracy every this many steps (0: end)
+    n_eval: int = 500
+
+    def __post_init__(self) -> None:
+        _check_beta(self.beta)
+        for name in ("steps", "batch_size", "warmup", "n_eval"):
+            check_positive_int(getattr(self, name), name)
+        check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+
+
+def pair_logprobs(model, chosen, rejected) -> tuple[Tensor, Tensor]:
+    """Sequence log-probs [B] of the chosen and rejected rows (right-padded
+    :class:`rlcourse.llm.sft.Batch` of one width), response tokens only, in one forward pass."""
+    from rlcourse.llm.logprobs import model_token_logprobs, sequence_logprob
+
+    n = chosen.input_ids.shape[0]
+    ids = torch.cat([chosen.input_ids, rejected.input_ids])
+    mask = torch.cat([chosen.attention_mask, rejected.attention_mask])
+    resp = torch.cat([chosen.response_mask, rejected.response_mask])
+    seq = sequence_logprob(model_token_logprobs(model, ids, mask), resp)
+    return seq[:n], seq[n:]
+
+
+@torch.no_grad()
+def reference_logprobs(ref, data, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+    """:func:`pair_logprobs` of the frozen reference over all pairs of ``data`` (a
+    :class:`rlcourse.llm.reward_model.PairTensors`), computed once: ([N], [N])."""
+    out_c, out_r = [], []
+    for i in range(0, len(data), chunk):
+        c, r = pair_logprobs(ref, *data.rows(torch.arange(i, min(i + chunk, len(data)))))
+        out_c.append(c)
+        out_r.append(r)
+    return torch.cat(out_c), torch.cat(out_r)
+
+
+def dpo_step(policy, optimizer, chosen, rejected, ref_chosen: Tensor, ref_rejected: Tensor,
+             beta: float, max_grad_norm: float = 1.0) -> dict[str, float]:
+    """One optimiser step on :func:`dpo_loss` of B pairs; returns the loss before the step,
+    :func:`dpo_metrics` and the mean sequence log-probs of both sides."""
+    pol_c, pol_r = pair_logprobs(policy, chosen, rejected)
+    loss = dpo_loss(pol_c, pol_r, ref_chosen, ref_rejected, beta)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+    optimizer.step()
+    return {"loss": float(loss.detach()),
+            **dpo_metrics(pol_c.detach(), pol_r.detach(), ref_chosen, ref_rejected, beta),
+            "logp_chosen": float(pol_c.detach().mean()),
+            "logp_rejected": float(pol_r.detach().mean())}
+
+
+@dataclass
+class DPOResult:
+    """``history``: per step the entries of :func:`dpo_step`, plus ``eval_step`` and
+    ``gold_accuracy``; ``start``/``final``: :func:`rlcourse.llm.rlhf.evaluate_policy` of the SFT
+    model and of the trained policy (``final`` also has ``seconds`` and ``cpu_seconds``)."""
+
+    config: DPOConfig
+    history: dict[str, list[float]]
+    start: dict[str, float]
+    final: dict[str, float]
+    policy: object = field(repr=False)
+
+
+def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None,
+          rm_overrides: dict | None = None, **overrides) -> DPOResult:
+    """DPO from the cached SFT model of ``seed`` on the preference pairs of
+    :func:`rlcourse.llm.reward_model.training_pairs` (``rm_overrides`` change their
+    :class:`~rlcourse.llm.reward_model.RMConfig`), with :class:`DPOConfig` changed by
+    ``overrides``."""
+    from rlcourse.llm import reward_model as rmod
+    from rlcourse.llm import rlhf
+    from rlcourse.llm.sft import SFTConfig, sft_model
+
+    cfg = replace(DPOConfig(), **overrides)
+    sft_cfg = sft_cfg or SFTConfig()
+    policy, tok, _ = sft_model(sft_cfg, seed, root=root, progress=progress)
+    ref = rlhf.frozen_copy(policy)
+    train_set, held = task.split_problems(sft_cfg.split_seed, sft_cfg.n_heldout)
+    rm_cfg = rmod.RMConfig(**{"sft": sft_cfg, **(rm_overrides or {})})
+    data = rmod.encode_pairs(tok, rmod.training_pairs(rm_cfg, policy, tok, train_set, seed))
+    ref_c, ref_r = reference_logprobs(ref, data)
+    evaluate = partial(rlhf.evaluate_policy, ref=ref, tokenizer=tok, problems=held[:cfg.n_eval],
+                       reward_fn=rlhf.gold_reward_fn, cfg=rlhf.Config(), seed=seed)
+    start = evaluate(policy)
+    history = _dpo_loop(policy, data, ref_c, ref_r, cfg, seed, progress,
+                        lambda: evaluate(policy)["gold_accuracy"])
+    final = evaluate(policy)
+    final.update(seconds=history.pop("seconds"), cpu_seconds=history.pop("cpu_seconds"))
+    history["eval_step"].append(cfg.steps)
+    history["gold_accuracy"].append(final["gold_accuracy"])
+    return DPOResult(cfg, history, start, final, policy)
+
+
+def _dpo_loop(policy, data, ref_c: Tensor, ref_r: Tensor, cfg: DPOConfig, seed: int,
+              progress: bool, accuracy) -> dict:
+    """The training loop of :func:`train`: AdamW with warm-up and cosine decay on random
+    minibatches, :func:`dpo_step` each; ``accuracy()`` every ``cfg.eval_every`` steps."""
+    from tqdm.auto import tqdm
+
+    from rlcourse.llm.sft import lr_at
+
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(int(seed))
+    hist: dict = {"eval_step": [], "gold_accuracy": []}
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    policy.train()
+    bar = tqdm(range(cfg.steps), desc=f"DPO seed {seed}", disable=not progress, leave=False,
+               mininterval=1.0)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+        row = dpo_step(policy, opt, *data.rows(idx), ref_c[idx], ref_r[idx], cfg.beta,
+                       cfg.max_grad_norm)
+        for k, v in row.items():
+            hist.setdefault(k, []).append(v)
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            policy.eval()
+            hist["eval_step"].append(step + 1)
+            hist["gold_accuracy"].append(accuracy())
+            policy.train()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['reward_accuracy']:.2f}")
+    bar.close()
+    policy.eval()
+    hist["seconds"], hist["cpu_seconds"] = time.perf_counter() - wall0, time.process_time() - cpu0
+    return hist
