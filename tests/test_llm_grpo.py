@@ -356,3 +356,36 @@ def test_bad_token_loss_inputs():
                                                                               [0, 0, 0]]), 0.1)
     with pytest.raises(ValueError, match="rewards \\[N\\]"):
         grpo.reinforce_pp_token_advantages(torch.ones(3), x, x, mask, 0.1)
+
+
+# ---- training on a tiny lab -------------------------------------------------------------------
+
+def test_tiny_grpo_run_reports_groups_and_metrics(tmp_path):
+    """GRPO end to end on a tiny SFT model: every update logs its reward, the share of
+    informative groups and the KL, and the evaluations land where asked."""
+    import math
+
+    from rlcourse.llm import model as lm
+    from rlcourse.llm.sft import SFTConfig
+
+    tiny = SFTConfig(model=lm.ModelConfig(n_embd=16, n_layer=1, n_head=2), pretrain_steps=4,
+                     sft_steps=2, batch_size=16, warmup=1, n_heldout=20)
+    res = grpo.train(0, progress=False, sft_cfg=tiny, root=tmp_path, updates=3, n_prompts=4,
+                     group_size=4, eval_every=2, n_eval=20, mode="seq_sum_norm")
+    h = res.history
+    for key in ("reward", "informative_groups", "kl", "clip_fraction", "response_length"):
+        assert len(h[key]) == 3, key
+    assert all(0 <= v <= 1 for v in h["informative_groups"] + h["reward"])
+    assert h["kl"][0] == pytest.approx(0.0, abs=1e-6)  # the first update starts at the reference
+    assert h["eval_update"] == [0, 2, 3] and len(h["gold_accuracy"]) == 3
+    for key in ("gold_accuracy", "kl_to_ref", "seconds", "cpu_seconds"):
+        assert math.isfinite(res.final[key]), key
+
+
+def test_grpo_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="group size"):
+        grpo.GRPOConfig(group_size=1)
+    with pytest.raises(ValueError, match="beta"):
+        grpo.GRPOConfig(beta=-0.1)
+    with pytest.raises(ValueError, match="eval_every"):
+        grpo.GRPOConfig(eval_every=-1)

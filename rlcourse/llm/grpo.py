@@ -19,16 +19,24 @@ The pipeline has three steps, each a small pure function here:
    token, Dr. GRPO: a fixed constant).
 
 DAPO adds :func:`informative_groups` (dynamic sampling) and :func:`overlong_penalty`.
+:func:`train` runs GRPO on the lab task from the cached SFT model (:func:`grpo_update` is one
+update).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import numpy as np
 import torch
 
 from rlcourse import ppo
 from rlcourse.advantages import aggregate_token_loss, discounted_returns, masked_mean, normalize
 from rlcourse.llm.logprobs import last_token_index
-from rlcourse.validation import check_in_range
+from rlcourse.validation import check_in_range, check_positive_int
 
 Tensor = torch.Tensor
 
@@ -213,3 +221,122 @@ def grpo_token_loss(logp: Tensor, logp_old: Tensor, ref_logp: Tensor, adv: Tenso
                  "clip_fraction": float(masked_mean(clipped, mask)),
                  "ratio_mean": float(masked_mean(ratio, mask))}
     return loss, stats
+
+
+# ---- training on the lab task -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Course defaults for GRPO from the cached SFT model with the gold (verifiable) reward."""
+
+    updates: int = 40
+    n_prompts: int = 16            # B prompts per update
+    group_size: int = 8            # G responses per prompt
+    epochs: int = 1                # optimiser steps per batch of groups (1: ratio = 1)
+    lr: float = 1e-4
+    beta: float = 0.04             # k3 KL toward the reference, per token
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    scale: str = "std"             # "none" = Dr. GRPO
+    mode: str = "seq_mean"         # token-loss aggregation; seq_sum_norm divides by max_new_tokens
+    temperature: float = 1.0
+    max_new_tokens: int = 6
+    max_grad_norm: float = 1.0
+    eval_every: int = 10
+    n_eval: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("updates", "n_prompts", "epochs", "max_new_tokens", "n_eval"):
+            check_positive_int(getattr(self, name), name)
+        if isinstance(self.group_size, bool) or int(self.group_size) < 2:
+            raise ValueError(f"group size must be >= 2, got {self.group_size!r}")
+        check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
+        check_in_range(self.beta, "beta", 0.0, 100.0)
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+
+
+def grpo_update(policy, ref, tokenizer, prompts: Sequence[str], cfg: GRPOConfig, opt,
+                generator: torch.Generator, reward_fn) -> dict[str, float]:
+    """One GRPO update: G samples per prompt from the policy, rewards [B, G], group
+    advantages, then ``cfg.epochs`` optimiser steps on :func:`grpo_token_loss`."""
+    from rlcourse.llm import rlhf
+
+    group = [p for p in prompts for _ in range(cfg.group_size)]
+    gen = rlhf.sample(policy, tokenizer, group, cfg, generator)
+    seq, attn, start = gen.sequences, gen.attention_mask, gen.response_start
+    rewards = torch.as_tensor(reward_fn(group, gen.responses), dtype=torch.float32)
+    adv = group_advantages(rewards.view(len(prompts), cfg.group_size), cfg.scale).flatten()
+    mask = rlhf.response_action_mask(attn, start)
+    with torch.no_grad():
+        logp_old = rlhf.response_logprobs(policy, seq, attn, start)
+        ref_logp = rlhf.response_logprobs(ref, seq, attn, start)
+    for _ in range(cfg.epochs):
+        logp = rlhf.response_logprobs(policy, seq, attn, start)
+        loss, stats = grpo_token_loss(logp, logp_old, ref_logp, adv, mask, cfg.clip_eps,
+                                      cfg.clip_eps_high, cfg.beta, cfg.mode,
+                                      float(cfg.max_new_tokens)
+                                      if cfg.mode == "seq_sum_norm" else None)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        opt.step()
+    informative = informative_groups(rewards.view(len(prompts), cfg.group_size)).float()
+    return {"reward": float(rewards.mean()), "informative_groups": float(informative.mean()),
+            "response_length": float(np.mean([len(r) for r in gen.responses])),
+            "tokens": float(attn.sum()), **stats}
+
+
+@dataclass
+class GRPOResult:
+    """``history``: per update the entries of :func:`grpo_update` plus ``eval_update`` and
+    ``gold_accuracy``; ``start``/``final`` as in :class:`rlcourse.llm.rlhf.RLHFResult`."""
+
+    config: GRPOConfig
+    history: dict[str, list[float]]
+    start: dict[str, float]
+    final: dict[str, float]
+    policy: object = field(repr=False)
+
+
+def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None, reward_fn=None,
+          **overrides) -> GRPOResult:
+    """GRPO from the cached SFT model of ``seed`` with the gold reward (or ``reward_fn``),
+    :class:`GRPOConfig` changed by ``overrides``."""
+    from tqdm.auto import tqdm
+
+    from rlcourse.llm import rlhf, task
+    from rlcourse.llm.sft import SFTConfig, sft_model
+
+    cfg = replace(GRPOConfig(), **overrides)
+    sft_cfg = sft_cfg or SFTConfig()
+    reward_fn = reward_fn or rlhf.gold_reward_fn
+    policy, tok, _ = sft_model(sft_cfg, seed, root=root, progress=progress)
+    ref = rlhf.frozen_copy(policy)
+    train_set, held = task.split_problems(sft_cfg.split_seed, sft_cfg.n_heldout)
+    prompts = [p.prompt for p in train_set]
+    evaluate = partial(rlhf.evaluate_policy, ref=ref, tokenizer=tok, problems=held[:cfg.n_eval],
+                       reward_fn=reward_fn, cfg=rlhf.Config(), seed=seed)
+    start = evaluate(policy)
+    hist: dict = {"eval_update": [0], "gold_accuracy": [start["gold_accuracy"]]}
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    rng, gen = np.random.default_rng([seed, 13]), torch.Generator().manual_seed(seed)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    bar = tqdm(range(cfg.updates), desc=f"GRPO seed {seed}", disable=not progress, leave=False,
+               mininterval=1.0)
+    for u in bar:
+        batch = [prompts[i] for i in rng.integers(0, len(prompts), size=cfg.n_prompts)]
+        row = grpo_update(policy, ref, tok, batch, cfg, opt, gen, reward_fn)
+        for k, v in row.items():
+            hist.setdefault(k, []).append(v)
+        if cfg.eval_every and (u + 1) % cfg.eval_every == 0 and u + 1 < cfg.updates:
+            hist["eval_update"].append(u + 1)
+            hist["gold_accuracy"].append(evaluate(policy)["gold_accuracy"])
+        bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
+    bar.close()
+    seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    final = evaluate(policy)
+    final.update(seconds=seconds, cpu_seconds=cpu)
+    hist["eval_update"].append(cfg.updates)
+    hist["gold_accuracy"].append(final["gold_accuracy"])
+    return GRPOResult(cfg, hist, start, final, policy)
