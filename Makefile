@@ -77,7 +77,7 @@ bench: install
 	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
 
 # The README's lab table: the tiny-GPT pipeline from scratch (python -m rlcourse.llm.lab), 3 seeds.
-LAB_STAGES ?= pretrain,sft,rm,ppo,ppo_gold
+LAB_STAGES ?= pretrain,sft,rm,ppo,ppo_gold,dpo,grpo
 lab-bench: install
 	@mkdir -p results/lab
 	$(PY) -m rlcourse.llm.lab --stages $(LAB_STAGES) --seeds 3 --json \

@@ -335,6 +335,23 @@ def test_ppo_gold_stage_with_the_real_rlhf_module(tmp_path):
     assert len(cache.list_entries("lab_sft", tmp_path)) == 1
 
 
+def test_dpo_and_grpo_stages_with_the_real_modules(tmp_path):
+    """DPO and GRPO, tiny, from one run's SFT model: both report their final checkpoint and
+    its gain over the SFT model, and the SFT model is trained once."""
+    tiny = {"dpo": dict(steps=2, batch_size=8, warmup=1, n_eval=20, eval_every=0,
+                        rm_overrides={"onpolicy_prompts": 10, "onpolicy_samples": 2}),
+            "grpo": dict(updates=1, n_prompts=2, group_size=2, n_eval=20, eval_every=0)}
+    configs = {}
+    run = lab.run_seed(["dpo", "grpo"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
+                       overrides=tiny, configs=configs)
+    assert configs["dpo"]["steps"] == 2 and configs["grpo"]["group_size"] == 2
+    for name in ("dpo", "grpo"):
+        out = run[name]
+        assert 0 <= out["gold_accuracy"] <= 1 and out["kl_to_ref"] >= -1e-6, name
+        assert out["train_seconds"] > 0 and -1 <= out["gain_over_sft"] <= 1, name
+    assert len(cache.list_entries("lab_sft", tmp_path)) == 1
+
+
 def test_warm_cache_builds_once_then_finds(tmp_path, monkeypatch, capsys):
     """`make notebooks` warms the cache first: the SFT and RM entries are built on the first
     call and found, not rebuilt, on the second (and by the CLI flag)."""

@@ -1,6 +1,6 @@
 """The lab CLI: run the tiny-GPT pipeline from scratch with the course defaults, over seeds.
 
-    python -m rlcourse.llm.lab --stages pretrain,sft,rm,ppo,ppo_gold [--seeds 3] [--json]
+    python -m rlcourse.llm.lab --stages pretrain,sft,rm,ppo,ppo_gold,dpo,grpo [--seeds 3] [--json]
 
 Each stage is a small function in a registry (:data:`STAGES`). Stages share a
 :class:`LabContext` per seed, so a later stage reuses the models that an earlier one trained in
@@ -365,13 +365,14 @@ def run_rm(ctx: LabContext) -> Metrics:
             "proxy_reward": float(torch.as_tensor(score, dtype=torch.float32).mean())}
 
 
-def _run_rlhf(ctx: LabContext, name: str, reward: str) -> Metrics:
-    """RLHF-PPO from this run's SFT model with ``reward`` ("rm" or "gold"); the final
+def _run_trainer(ctx: LabContext, name: str, module: str, **kwargs: Any) -> Metrics:
+    """Run ``module.train`` (RLHF-PPO, DPO or GRPO) from this run's SFT model; the final
     checkpoint's metrics and its gold-accuracy gain over the SFT model."""
-    fn = importlib.import_module("rlcourse.llm.rlhf").train
-    kwargs = {"sft_cfg": ctx.cfg} if "sft_cfg" in inspect.signature(fn).parameters else {}
-    result = fn(ctx.seed, reward=reward, progress=ctx.progress,
-                **_device_kwargs(fn, ctx, "RLHF-PPO"), **kwargs, **ctx.overrides.get(name, {}))
+    fn = importlib.import_module(module).train
+    if "sft_cfg" in inspect.signature(fn).parameters:
+        kwargs["sft_cfg"] = ctx.cfg
+    result = fn(ctx.seed, progress=ctx.progress, **_device_kwargs(fn, ctx, f"stage {name!r}"),
+                **kwargs, **ctx.overrides.get(name, {}))
     ctx.models[name] = result
     if dataclasses.is_dataclass(getattr(result, "config", None)):
         ctx.configs[name] = dataclasses.asdict(result.config)
@@ -387,12 +388,22 @@ def _run_rlhf(ctx: LabContext, name: str, reward: str) -> Metrics:
 
 def run_ppo(ctx: LabContext) -> Metrics:
     """RLHF-PPO against the learned reward model."""
-    return _run_rlhf(ctx, "ppo", "rm")
+    return _run_trainer(ctx, "ppo", "rlcourse.llm.rlhf", reward="rm")
 
 
 def run_ppo_gold(ctx: LabContext) -> Metrics:
     """The same PPO against the gold reward (an oracle reward model)."""
-    return _run_rlhf(ctx, "ppo_gold", "gold")
+    return _run_trainer(ctx, "ppo_gold", "rlcourse.llm.rlhf", reward="gold")
+
+
+def run_dpo(ctx: LabContext) -> Metrics:
+    """DPO on the annotator's preference pairs (the reward model's training data)."""
+    return _run_trainer(ctx, "dpo", "rlcourse.llm.dpo")
+
+
+def run_grpo(ctx: LabContext) -> Metrics:
+    """GRPO with the gold (verifiable) reward."""
+    return _run_trainer(ctx, "grpo", "rlcourse.llm.grpo")
 
 
 register(Stage("rm", run_rm, needs=("sft",), module="rlcourse.llm.reward_model",
@@ -402,6 +413,10 @@ register(Stage("ppo", run_ppo, needs=("sft", "rm"), module="rlcourse.llm.rlhf", 
                uses_cache=True, summary="RLHF-PPO against the learned reward model"))
 register(Stage("ppo_gold", run_ppo_gold, needs=("sft",), module="rlcourse.llm.rlhf",
                attr="train", uses_cache=True, summary="the same PPO with the gold reward"))
+register(Stage("dpo", run_dpo, needs=("sft",), module="rlcourse.llm.dpo", attr="train",
+               uses_cache=True, summary="DPO on the annotator's preference pairs"))
+register(Stage("grpo", run_grpo, needs=("sft",), module="rlcourse.llm.grpo", attr="train",
+               uses_cache=True, summary="GRPO with the gold (verifiable) reward"))
 
 
 # ---- the report -----------------------------------------------------------------------------
