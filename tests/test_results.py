@@ -12,13 +12,19 @@ from rlcourse import exercises, results
 ARGS = dict(title="Bandits", topics="UCB", headline="1.40 reward", metrics={"r": 1.40123456})
 
 
-def _refresh_readme(tmp_path, monkeypatch, tail: str, *args: str) -> str:
-    """Record one notebook, write a README with the notebook table markers followed by
-    ``tail``, run ``python -m rlcourse.results ... --update-readme`` and return the new text."""
+def _record_one(tmp_path, monkeypatch):
+    """Record notebook 01's result into a fresh results folder; returns the folder."""
     folder = tmp_path / "res"
     monkeypatch.setenv(results.RESULTS_ENV, str(folder))
     rlcourse.setup(seed=0, verbose=False)
     results.record("01_bandits", **ARGS)
+    return folder
+
+
+def _refresh_readme(tmp_path, monkeypatch, tail: str, *args: str) -> str:
+    """Record one notebook, write a README with the notebook table markers followed by
+    ``tail``, run ``python -m rlcourse.results ... --update-readme`` and return the new text."""
+    folder = _record_one(tmp_path, monkeypatch)
     readme = tmp_path / "README.md"
     readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n{tail}")
     results.main(["--results", str(folder), *args, "--update-readme", str(readme)])
@@ -53,10 +59,7 @@ def test_bad_notebook_name():
 
 
 def test_readme_table_round_trip(monkeypatch, tmp_path):
-    folder = tmp_path / "res"
-    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
-    rlcourse.setup(seed=0, verbose=False)
-    results.record("01_bandits", **ARGS)
+    folder = _record_one(tmp_path, monkeypatch)
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results.TABLE_START}\nold\n{results.TABLE_END}\noutro\n")
     assert results.update_readme(readme, folder) is True
