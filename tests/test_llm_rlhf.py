@@ -192,6 +192,22 @@ def test_memory_accounting_counts_weights_and_adam_moments(tiny):
     assert all(not p.requires_grad for p in ref.parameters())
 
 
+def test_memory_held_counts_distinct_networks_once(tiny):
+    policy, ref, critic, _ = tiny
+    per = [4 * lm.count_parameters(m) for m in (policy, ref, critic)]
+    assert rlhf.memory_held(policy, ref, critic) == {"models_in_memory": 3,
+                                                      "parameter_bytes": sum(per)}
+    # the debugging lab's "reference = policy" aliases two roles: one network, counted once
+    assert rlhf.memory_held(policy, policy) == {"models_in_memory": 1,
+                                                "parameter_bytes": per[0]}
+
+    class Wrapper:  # a reward model wraps its network in .model
+        model = ref
+    assert rlhf.memory_held(policy, Wrapper()) == rlhf.memory_held(policy, ref)
+    with pytest.raises(TypeError, match="torch module"):
+        rlhf.memory_held(policy, "not a model")
+
+
 # ---- the rollout (C-088) ---------------------------------------------------------------------
 
 def test_make_experience_samples_from_the_policy_and_fills_every_field(tiny):

@@ -380,7 +380,8 @@ def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None,
     history = _dpo_loop(policy, data, ref_c, ref_r, cfg, seed, progress,
                         lambda: evaluate(policy)["gold_accuracy"])
     final = evaluate(policy)
-    final.update(seconds=history.pop("seconds"), cpu_seconds=history.pop("cpu_seconds"))
+    final.update(seconds=history.pop("seconds"), cpu_seconds=history.pop("cpu_seconds"),
+                 **rlhf.memory_held(policy, ref))
     history["eval_step"].append(cfg.steps)
     history["gold_accuracy"].append(final["gold_accuracy"])
     return DPOResult(cfg, history, start, final, policy)

@@ -336,7 +336,7 @@ def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None, rewa
     bar.close()
     seconds, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     final = evaluate(policy)
-    final.update(seconds=seconds, cpu_seconds=cpu)
+    final.update(seconds=seconds, cpu_seconds=cpu, **rlhf.memory_held(policy, ref))
     hist["eval_update"].append(cfg.updates)
     hist["gold_accuracy"].append(final["gold_accuracy"])
     return GRPOResult(cfg, hist, start, final, policy)

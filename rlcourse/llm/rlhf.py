@@ -169,6 +169,21 @@ def parameter_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+def memory_held(*models) -> dict[str, int]:
+    """What a trainer holds: ``models_in_memory`` (distinct networks; a reward model's wrapper
+    counts as its network) and ``parameter_bytes`` (their parameters, a shared tensor once).
+    Measured from the objects, so a trainer that aliases two roles counts one model."""
+    nets: dict[int, nn.Module] = {}
+    for m in models:
+        net = getattr(m, "model", m)
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"expected a torch module or a reward model, got {type(m).__name__}")
+        nets.setdefault(id(net), net)
+    params = {id(p): p for net in nets.values() for p in net.parameters()}
+    return {"models_in_memory": len(nets),
+            "parameter_bytes": sum(p.numel() * p.element_size() for p in params.values())}
+
+
 def optimizer_bytes(opt: torch.optim.Optimizer) -> int:
     """Bytes of the tensors in ``opt``'s state (Adam: two moments per parameter)."""
     return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()
@@ -481,9 +496,10 @@ def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
     cfg = replace(Config(), **overrides)
     policy, ref, sft_ref, critic, tok, prompts, held = _setup(seed, sft_seed, sft_cfg, root,
                                                               progress, cfg)
+    rm = None
     if reward_fn is None:
-        reward_fn, _ = reward_function(reward, seed if sft_seed is None else sft_seed,
-                                       rm_overrides, sft_cfg=sft_cfg, root=root)
+        reward_fn, rm = reward_function(reward, seed if sft_seed is None else sft_seed,
+                                        rm_overrides, sft_cfg=sft_cfg, root=root)
     experience_fn = experience_fn or make_experience
     opt_p = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
@@ -517,7 +533,8 @@ def train(seed: int = 0, *, reward: str = "rm", progress: bool = True,
     final = evaluate_policy(policy, sft_ref, tok, held, reward_fn, cfg, seed)
     history["eval_update"].append(cfg.updates)
     history["gold_accuracy"].append(final["gold_accuracy"])
-    final.update(seconds=seconds, cpu_seconds=cpu, beta=beta)
+    final.update(seconds=seconds, cpu_seconds=cpu, beta=beta,
+                 **memory_held(*(m for m in (policy, ref, sft_ref, critic, rm) if m is not None)))
     return RLHFResult(cfg, history, final, start, policy, critic, tok)
 
 
