@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rlcourse.llm import cache, lab, sft
-from rlcourse.llm.model import ModelConfig, build_tokenizer
+from rlcourse.llm.model import ModelConfig, build_model, build_tokenizer, count_parameters
 
 TINY = sft.SFTConfig(model=ModelConfig(n_embd=32, n_layer=1, n_head=2), n_heldout=40,
                      batch_size=16, pretrain_steps=4, sft_steps=3, warmup=2)
@@ -152,6 +152,11 @@ def test_tiny_end_to_end_json(tiny, capsys):
     assert "seed 4: sft done" in captured.err
     assert report["seeds"] == [3, 4] and report["stages"] == ["pretrain", "sft"]
     assert report["threads"] == 1 and report["device"] == "cpu"
+    totals = report["per_seed_total_seconds"]
+    assert len(totals) == 2 and report["total_seconds"] == pytest.approx(statistics.median(totals),
+                                                           rel=1e-3)
+    for total, run in zip(totals, report["per_seed"]):  # the whole seed, every stage included
+        assert total >= 0.999 * sum(m["seconds"] for m in run.values())
     assert report["config"] == {"sft": json.loads(json.dumps(TINY.to_dict()))}
     assert [set(run) for run in report["per_seed"]] == [{"pretrain", "sft"}] * 2
     for stage in ("pretrain", "sft"):
@@ -345,10 +350,13 @@ def test_dpo_and_grpo_stages_with_the_real_modules(tmp_path):
     run = lab.run_seed(["dpo", "grpo"], 0, cfg=TINY, progress=False, cache_root=tmp_path,
                        overrides=tiny, configs=configs)
     assert configs["dpo"]["steps"] == 2 and configs["grpo"]["group_size"] == 2
+    n_bytes = 4 * count_parameters(build_model(build_tokenizer(), TINY.model))
     for name in ("dpo", "grpo"):
         out = run[name]
         assert 0 <= out["gold_accuracy"] <= 1 and out["kl_to_ref"] >= -1e-6, name
         assert out["train_seconds"] > 0 and -1 <= out["gain_over_sft"] <= 1, name
+        # policy and frozen reference: two copies of the SFT model's parameters
+        assert out["models_in_memory"] == 2 and out["parameter_bytes"] == 2 * n_bytes, name
     assert len(cache.list_entries("lab_sft", tmp_path)) == 1
 
 
@@ -369,3 +377,60 @@ def test_warm_cache_builds_once_then_finds(tmp_path, monkeypatch, capsys):
                                                                    "rm_seconds": 0.5})
     assert lab.main(["--warm-cache", "--no-progress"]) == 0
     assert "lab cache ready: SFT 0.2 s, RM 0.5 s" in capsys.readouterr().out
+
+
+def test_all_means_every_registered_stage():
+    assert lab.parse_stages("all") == list(lab.STAGES)
+    with pytest.raises(lab.LabError, match="unknown stage"):
+        lab.parse_stages("all,sft")
+
+
+def _report(per_seed, config=None):
+    return lab.summarize(list(range(len(per_seed))), per_seed, config=config or {})
+
+
+PPO_CFG = {"updates": 40, "n_prompts": 64}
+GRPO_CFG = {"updates": 40, "n_prompts": 16, "group_size": 8}
+DPO_CFG = {"steps": 150, "batch_size": 64}
+
+
+def test_compare_rows_medians_std_budgets_and_rm_time():
+    runs = [{"rm": {"train_seconds": 100.0 + s},
+             "ppo": {"gold_accuracy": a, "kl_to_ref": 0.5, "train_seconds": 30.0 + s,
+                     "gain_over_sft": a - 0.57, "models_in_memory": 4,
+                     "parameter_bytes": 4000},
+             "grpo": {"gold_accuracy": a + 0.2, "kl_to_ref": 0.8, "train_seconds": 12.0,
+                      "models_in_memory": 2, "parameter_bytes": 2000}}
+            for s, a in [(0.0, 0.70), (2.0, 0.60), (4.0, 0.80)]]
+    rows = lab.compare_rows(_report(runs, {"ppo": PPO_CFG, "grpo": GRPO_CFG, "dpo": DPO_CFG}))
+    assert [r["method"] for r in rows] == ["RM + PPO", "GRPO"]  # only the methods that ran
+    ppo, grpo = rows
+    assert ppo["gold_accuracy"] == 0.7 and ppo["seed_std"] == pytest.approx(0.1, abs=1e-4)
+    assert ppo["seconds"] == 134.0  # median over seeds of (RM + PPO) training time
+    assert ppo["samples"] == 40 * 64 and grpo["samples"] == 40 * 16 * 8
+    assert ppo["models_in_memory"] == 4 and grpo["parameter_bytes"] == 2000
+    assert grpo["gain_over_sft"] is None and grpo["gold_accuracy"] == 0.9
+    one = lab.compare_rows(_report(runs[:1]))
+    assert one[0]["seed_std"] is None and one[0]["samples"] is None
+    dpo = lab.compare_rows(_report([{"dpo": {"gold_accuracy": 0.9}}], {"dpo": DPO_CFG}))[0]
+    assert dpo["samples"] == 0 and dpo["pairs"] == 150 * 64
+    with pytest.raises(lab.LabError, match="needs at least one of the stages ppo"):
+        lab.compare_rows(_report([{"sft": {"gold_accuracy": 0.5}}]))
+
+
+def test_format_compare_table():
+    rows = [{"method": "GRPO", "gold_accuracy": 0.96, "seed_std": 0.01, "gain_over_sft": 0.39,
+             "kl_to_ref": 0.83, "seconds": 12.3, "samples": 5120, "models_in_memory": 2,
+             "parameter_bytes": 6_400_000},
+            {"method": "DPO", "gold_accuracy": 0.9, "seed_std": None}]
+    lines = lab.format_compare(rows).splitlines()
+    assert lines[0].split()[:3] == ["method", "gold", "acc"]
+    assert lines[1].split() == ["GRPO", "96.0%", "1.0%", "+39.0%", "0.83", "12.3", "5,120",
+                                "2", "6.40"]
+    assert lines[2].split()[:3] == ["DPO", "90.0%", "-"]
+
+
+def test_cli_compare_needs_a_method(capsys):
+    with pytest.raises(SystemExit) as exc:
+        lab.main(["--stages", "pretrain", "--compare"])
+    assert exc.value.code == 2 and "--compare needs at least one of" in capsys.readouterr().err

@@ -135,11 +135,14 @@ def available_stages() -> list[str]:
 def parse_stages(text: str | Sequence[str]) -> list[str]:
     """Stage names from ``"pretrain,sft"`` (or a list), checked and put in run order.
 
-    Raises :class:`LabError` for an empty list, an unknown name, a repeated name, or a stage
-    (or a prerequisite of it) that is not available yet.
+    ``"all"`` alone means every registered stage. Raises :class:`LabError` for an empty list,
+    an unknown name, a repeated name, or a stage (or a prerequisite of it) that is not
+    available yet.
     """
     names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
     names = [s for s in names if s]
+    if names == ["all"]:
+        names = list(STAGES)
     if not names:
         raise LabError(f"no stages given; choose from {', '.join(STAGES)}")
     unknown = [s for s in names if s not in STAGES]
@@ -378,7 +381,8 @@ def _run_trainer(ctx: LabContext, name: str, module: str, **kwargs: Any) -> Metr
         ctx.configs[name] = dataclasses.asdict(result.config)
     final = result.final
     out = {k: final[k] for k in ("gold_accuracy", "gold_reward", "accuracy_carry",
-                                 "proxy_reward", "kl_to_ref", "response_length", "beta")
+                                 "proxy_reward", "kl_to_ref", "response_length", "beta",
+                                 "models_in_memory", "parameter_bytes")
            if k in final}
     out["train_seconds"] = final.get("seconds")
     out["train_cpu_seconds"] = final.get("cpu_seconds")
@@ -485,6 +489,72 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ---- the head-to-head comparison (--compare) -------------------------------------------------
+# (stage, display name, policy samples drawn during training from the stage's config)
+METHODS = (("ppo", "RM + PPO", lambda c: c["updates"] * c["n_prompts"]),
+           ("ppo_gold", "PPO, gold reward", lambda c: c["updates"] * c["n_prompts"]),
+           ("dpo", "DPO", lambda c: 0),
+           ("grpo", "GRPO", lambda c: c["updates"] * c["n_prompts"] * c["group_size"]))
+
+
+def _seed_values(report: dict[str, Any], stage: str, key: str) -> list[float]:
+    """``key`` of ``stage`` in every seed of ``report`` (missing values skipped)."""
+    vals = [run.get(stage, {}).get(key) for run in report["per_seed"]]
+    return [float(v) for v in vals if isinstance(v, (int, float))]
+
+
+def compare_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per method of :data:`METHODS` that ``report`` (the lab's JSON) ran: medians over
+    seeds of ``gold_accuracy``, ``gain_over_sft``, ``kl_to_ref``, ``seconds`` (training
+    wall-clock; for RM + PPO the reward model's training is included), ``models_in_memory``
+    and ``parameter_bytes`` (held during training, measured), ``samples`` (policy samples drawn
+    while training; DPO's pairs are fixed in advance) and ``pairs`` (preference pairs seen, DPO),
+    and ``seed_std``, the sample standard deviation of gold accuracy over seeds (None for one
+    seed)."""
+    rows = []
+    for stage, name, samples in METHODS:
+        acc = _seed_values(report, stage, "gold_accuracy")
+        if not acc:
+            continue
+        secs = _seed_values(report, stage, "train_seconds")
+        if stage == "ppo":
+            secs = [a + b for a, b in zip(secs, _seed_values(report, "rm", "train_seconds"))]
+        cfg = report.get("config", {}).get(stage) or {}
+        row = {"method": name, "stage": stage, "gold_accuracy": statistics.median(acc),
+               "seed_std": statistics.stdev(acc) if len(acc) > 1 else None,
+               "seconds": statistics.median(secs) if secs else None,
+               "samples": samples(cfg) if cfg else None,
+               "pairs": cfg["steps"] * cfg["batch_size"] if stage == "dpo" and cfg else 0}
+        for key in ("gain_over_sft", "kl_to_ref", "models_in_memory", "parameter_bytes"):
+            vals = _seed_values(report, stage, key)
+            row[key] = statistics.median(vals) if vals else None
+        rows.append(row)
+    if not rows:
+        raise LabError("--compare needs at least one of the stages "
+                       + ", ".join(m[0] for m in METHODS))
+    return _clean(rows)
+
+
+COMPARE_COLUMNS = (("gold_accuracy", "gold acc", "{:.1%}"), ("seed_std", "seed std", "{:.1%}"),
+                   ("gain_over_sft", "gain", "{:+.1%}"), ("kl_to_ref", "KL (nats)", "{:.2f}"),
+                   ("seconds", "seconds", "{:.1f}"), ("samples", "samples", "{:,}"),
+                   ("models_in_memory", "models", "{:.0f}"),
+                   ("parameter_bytes", "param MB", "{:.2f}"))
+
+
+def format_compare(rows: Sequence[dict[str, Any]]) -> str:
+    """A plain-text head-to-head table of :func:`compare_rows`."""
+    lines = [f"{'method':<17}" + "".join(f"  {t:>10}" for _, t, _ in COMPARE_COLUMNS)]
+    for row in rows:
+        cells = []
+        for key, _, fmt in COMPARE_COLUMNS:
+            v = row.get(key)
+            v = v / 1e6 if key == "parameter_bytes" and v is not None else v
+            cells.append("-" if v is None else fmt.format(int(v) if key == "samples" else v))
+        lines.append(f"{row['method']:<17}" + "".join(f"  {c:>10}" for c in cells))
+    return "\n".join(lines)
+
+
 def course_config() -> SFTConfig:
     """The base/SFT configuration the CLI uses: the course defaults (tests shrink it)."""
     return SFTConfig()
@@ -494,7 +564,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rlcourse.llm.lab",
                                      description=__doc__.strip().splitlines()[0])
     parser.add_argument("--stages", default=None,
-                        help=f"comma-separated, from {', '.join(STAGES)} "
+                        help=f"comma-separated, from {', '.join(STAGES)}, or all "
                              "(default: every stage available now)")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
@@ -503,6 +573,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="torch threads (default: rlcourse.core.default_threads(), 1 on "
                              "<= 2 cores); 2 is faster on an idle 2-core machine, far slower "
                              "on a busy one")
+    parser.add_argument("--compare", action="store_true",
+                        help="also print the head-to-head table of RM + PPO, PPO with the gold "
+                             "reward, DPO and GRPO (with --json: the report's 'compare' list)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object as the last line of standard output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -542,6 +615,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
         args.device = pick_device(args.device)
         stages = parse_stages(args.stages if args.stages is not None else available_stages())
         check_device(stages, args.device)
+        if args.compare and not {m[0] for m in METHODS} & set(stages):
+            raise LabError("--compare needs at least one of the stages "
+                           + ", ".join(m[0] for m in METHODS))
         return stages
     except (LabError, ValueError, RuntimeError) as err:
         parser.error(str(err))
@@ -564,16 +640,27 @@ def main(argv: list[str] | None = None) -> int:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     configs: dict[str, Any] = {}
+    per_seed, totals = [], []
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            per_seed = [run_seed(stages, seed, cfg=course_config(), device=args.device,
-                                 progress=not args.no_progress, configs=configs)
-                        for seed in seeds]
+            for seed in seeds:
+                t0 = time.perf_counter()
+                per_seed.append(run_seed(stages, seed, cfg=course_config(), device=args.device,
+                                         progress=not args.no_progress, configs=configs))
+                totals.append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)
     report = summarize(seeds, per_seed, stages=stages, device=args.device, threads=threads,
-                       torch=torch.__version__, config=configs)
-    print(json.dumps(report) if args.json else format_table(report))
+                       torch=torch.__version__, config=configs,
+                       total_seconds=statistics.median(totals), per_seed_total_seconds=totals)
+    if args.compare:
+        report["compare"] = compare_rows(report)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_table(report))
+        if args.compare:
+            print(format_compare(report["compare"]))
     return 0
 
 
