@@ -434,3 +434,8 @@ def test_cli_compare_needs_a_method(capsys):
     with pytest.raises(SystemExit) as exc:
         lab.main(["--stages", "pretrain", "--compare"])
     assert exc.value.code == 2 and "--compare needs at least one of" in capsys.readouterr().err
+
+
+def test_lab_threads_per_machine(monkeypatch):
+    monkeypatch.delenv("RLCOURSE_THREADS", raising=False)
+    assert [lab.lab_threads(c) for c in (1, 2, 4, 32)] == [1, 2, 2, 8]
