@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install lab test lint unit notebooks build-notebooks readme bench lab-bench ppo-sweep \
+.PHONY: install install-trl lab test lint unit notebooks build-notebooks readme bench lab-bench ppo-sweep \
         lock test-latest clean
 
 # ---- environment -------------------------------------------------------------------------
@@ -31,12 +31,19 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed
 
+# The optional TRL extra (notebook 14's library section); `make test` runs with it.
+$(VENV)/.installed-trl: $(VENV)/.installed
+	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed $(LOCK_ARGS) -e ".[dev,trl]"
+	@touch $@
+
+install-trl: $(VENV)/.installed-trl
+
 # ---- the course ----------------------------------------------------------------------------
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/index.ipynb $(LAB_ARGS)
 
 # ---- checks --------------------------------------------------------------------------------
-test: install lint unit notebooks
+test: install install-trl lint unit notebooks
 	@echo "make test: all checks passed"
 
 lint: install
@@ -97,7 +104,7 @@ ppo-sweep: install
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet "$(TORCH_SPEC)"
-	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	.venv-lock/bin/pip install --quiet -e ".[dev,trl]"
 	.venv-lock/bin/python tools/write_constraints.py .venv-lock > $(CONSTRAINTS)
 	rm -rf .venv-lock
 

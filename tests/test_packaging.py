@@ -94,3 +94,12 @@ def test_makefile_installs_pinned_torch_before_the_package():
         assert re.search(rf"^{re.escape(target)}:", mk, re.M), f"missing make target {target}"
     for flag in ("--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout", "--dist loadscope"):
         assert flag in mk
+
+
+def test_make_test_installs_the_optional_trl_extra():
+    mk = (ROOT / "Makefile").read_text()
+    assert "trl" in PYPROJECT["project"]["optional-dependencies"]
+    assert re.search(r"^test:.*\binstall-trl\b", mk, re.M)
+    assert re.search(r'^\t.*pip install .*-e "\.\[dev,trl\]"$', mk, re.M)
+    lab_rule = re.search(r"^lab:(.*)$", mk, re.M).group(1)
+    assert "trl" not in lab_rule  # learners get the course without the optional library

@@ -1,0 +1,62 @@
+"""The TRL bridge (optional extra): install message without TRL; with it, tiny real runs of
+TRL's GRPOTrainer and DPOTrainer whose first-step numbers match the course's math."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+
+from rlcourse.llm import sft, trl_bridge
+from rlcourse.llm.model import ModelConfig
+
+TINY = sft.SFTConfig(model=ModelConfig(n_embd=32, n_layer=1, n_head=2), n_heldout=40,
+                     batch_size=16, pretrain_steps=4, sft_steps=3, warmup=2)
+
+
+def test_missing_names_the_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "trl" else real(name, *a))
+    reason = trl_bridge.missing()
+    assert reason.startswith("trl not installed") and 'pip install -e ".[trl]"' in reason
+    with pytest.raises(ModuleNotFoundError, match="trl not installed"):
+        trl_bridge.trl_defaults()
+
+
+def test_run_seconds_per_step():
+    run = trl_bridge.Run("x", [0, 5, 10], [0.5, 0.6, 0.7], 4.0, {})
+    assert run.seconds_per_step == 0.4
+
+
+needs_trl = pytest.mark.skipif(trl_bridge.missing() is not None, reason="TRL not installed")
+
+
+@needs_trl
+def test_defaults_that_bite_are_read_from_trl():
+    d = trl_bridge.trl_defaults()
+    assert d["grpo_beta"] == 0.0 and d["grpo_loss_type"] == "dapo"  # what notebook 14 warns of
+    assert d["grpo_learning_rate"] < 1e-5 and d["dpo_learning_rate"] < 1e-5
+
+
+@needs_trl
+@pytest.mark.slow
+def test_trl_grpo_runs_the_course_setting(tmp_path):
+    run = trl_bridge.trl_grpo(0, updates=2, eval_every=1, n_eval=20, sft_cfg=TINY,
+                              root=tmp_path, n_prompts=2, group_size=4)
+    assert run.steps == [0, 1, 2] and len(run.gold_accuracy) == 3
+    assert all(0 <= a <= 1 for a in run.gold_accuracy) and run.seconds > 0
+    assert run.extra["kl"][0] == pytest.approx(0.0, abs=1e-6)  # policy = reference at step 1
+    assert len(run.extra["kl"]) == 2 and 0 <= run.final["gold_accuracy"] <= 1
+
+
+@needs_trl
+@pytest.mark.slow
+def test_trl_dpo_starts_at_ln2_and_appends_eos(tmp_path):
+    run = trl_bridge.trl_dpo(0, steps=2, eval_every=1, n_eval=20, onpolicy_prompts=8,
+                             sft_cfg=TINY, root=tmp_path, batch_size=8, warmup=1)
+    assert run.steps == [0, 1, 2]
+    assert run.extra["chosen_ends_with_eos"] == 1.0  # TRL appended EOS; our texts had none
+    assert run.extra["loss"][0] == pytest.approx(math.log(2), abs=1e-4)  # policy = reference
+    assert run.extra["pairs"] > 0 and len(run.extra["loss"]) == 2
