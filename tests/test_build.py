@@ -91,3 +91,9 @@ def test_learner_notebook_has_one_blank_per_solution_block(src):
     n_blocks = text.count(build.BEGIN)
     assert n_blocks >= 3, f"{src.name}: at least 3 exercises per notebook"
     assert code.count(build.BLANK[1]) == n_blocks
+
+
+def test_index_links_every_notebook():
+    index = (ROOT / "notebooks/src/index.py").read_text(encoding="utf-8")
+    missing = [p.stem for p in SOURCES if f"]({p.stem}.ipynb)" not in index]
+    assert not missing, f"notebooks/src/index.py does not link {missing}"

@@ -24,6 +24,22 @@
 # | 07 | [Trust regions and PPO](07_ppo.ipynb) | KL divergence, the importance-weighted surrogate, TRPO's idea, PPO-clip and its tricks |
 # | 08 | [The wider map](08_wider_map.ipynb) | SAC, TD3, multi-agent RL, offline RL, safe RL, MCTS and self-play |
 #
+# ## Part III: aligning a small language model
+#
+# One lab runs through all six notebooks: a 0.8M-parameter GPT learns two-digit addition, is
+# fine-tuned on demonstrations that often forget the carry, and is then improved with a reward
+# model and PPO, with DPO and with GRPO, while a gold reward computed by code shows whether the
+# improvement is real.
+#
+# | # | Notebook | You will learn |
+# |---|---|---|
+# | 09 | [Language models as policies](09_lm_policies.ipynb) | The token MDP, sequence log-probs, pretraining and masked SFT, sampling, pass@k with a verifier |
+# | 10 | [Reward models](10_reward_models.ipynb) | Bradley–Terry preferences, the reward-model loss, reading the last token, label noise and length bias |
+# | 11 | [RLHF with PPO](11_rlhf_ppo.ipynb) | The KL-regularised objective, the four models, per-token KL rewards, token-level GAE, β, reward hacking |
+# | 12 | [DPO and friends](12_dpo.ipynb) | The closed-form optimum, the DPO loss and its sign, implicit rewards, likelihood displacement, IPO, KTO, ORPO |
+# | 13 | [GRPO and friends](13_grpo.ipynb) | Group-normalised advantages, token-level losses, verifiable rewards, Dr. GRPO, DAPO, RLOO, REINFORCE++ |
+# | 14 | [Head to head, and reasoning at test time](14_head_to_head.ipynb) | RM + PPO vs DPO vs GRPO on one task, best-of-N and majority vote, ORM vs PRM, the same runs in TRL |
+#
 # ## How the exercises work
 #
 # * An exercise is a function with a `raise NotImplementedError` line. Replace that line with
