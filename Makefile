@@ -83,11 +83,12 @@ bench: install
 	        > results/bench/$$algo-$$env.json.tmp || exit 1; \
 	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
 
-# The README's lab table: the tiny-GPT pipeline from scratch (python -m rlcourse.llm.lab), 3 seeds.
-LAB_STAGES ?= pretrain,sft,rm,ppo,ppo_gold,dpo,grpo
+# The README's lab and head-to-head tables: the whole tiny-GPT pipeline from scratch
+# (python -m rlcourse.llm.lab), 3 seeds.
+LAB_STAGES ?= all
 lab-bench: install
 	@mkdir -p results/lab
-	$(PY) -m rlcourse.llm.lab --stages $(LAB_STAGES) --seeds 3 --json \
+	$(PY) -m rlcourse.llm.lab --stages $(LAB_STAGES) --seeds 3 --compare --json \
 	    > results/lab/lab.json.tmp
 	mv results/lab/lab.json.tmp results/lab/lab.json
 

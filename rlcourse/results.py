@@ -29,6 +29,8 @@ BENCH_END = "<!-- bench-table:end -->"
 LAB_FILE = Path(__file__).resolve().parent.parent / "results" / "lab" / "lab.json"
 LAB_START = "<!-- lab-table:start -->"
 LAB_END = "<!-- lab-table:end -->"
+COMPARE_START = "<!-- lab-compare:start -->"
+COMPARE_END = "<!-- lab-compare:end -->"
 
 
 def record(notebook: str, *, title: str, topics: str, headline: str,
@@ -143,6 +145,33 @@ def lab_table(path: str | Path) -> str:
     return "\n".join(rows) + f"\n\nMedians over seeds {seeds}."
 
 
+def compare_table(path: str | Path) -> str:
+    """The README's head-to-head table from the ``compare`` list of a lab report written with
+    ``python -m rlcourse.llm.lab --compare --json`` (see :func:`rlcourse.llm.lab.compare_rows`)."""
+    report = load_lab(path)
+    if "compare" not in report:
+        raise ValueError(f"{path} has no 'compare' list: rerun the lab with --compare --json "
+                         "(make lab-bench does)")
+    rows = ["| Method | Gold accuracy (std over seeds) | Gain over SFT (points) | KL to ref "
+            "(nats) | Training s | Policy samples | Models in memory | Parameter memory (MB) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in report["compare"]:
+        acc = _lab_cell(r.get("gold_accuracy"), "{:.1%}")
+        if r.get("seed_std") is not None:
+            acc += f" (±{r['seed_std']:.1%})"
+        samples = _lab_cell(r.get("samples"), "{:,.0f}")
+        if r.get("pairs"):
+            samples += f" ({r['pairs']:,} pairs)"
+        rows.append(f"| {r['method']} | {acc}"
+                    f" | {_lab_cell(r.get('gain_over_sft'), '{:+.1f}', 100)}"
+                    f" | {_lab_cell(r.get('kl_to_ref'), '{:.2f}')}"
+                    f" | {_lab_cell(r.get('seconds'), '{:.0f}')} | {samples}"
+                    f" | {_lab_cell(r.get('models_in_memory'), '{:.0f}')}"
+                    f" | {_lab_cell(r.get('parameter_bytes'), '{:.1f}', 1e-6)} |")
+    seeds = ", ".join(map(str, report["seeds"]))
+    return "\n".join(rows) + f"\n\nMedians over seeds {seeds}."
+
+
 def load_lab(path: str | Path | None = None) -> dict[str, Any]:
     """The stored lab report (``python -m rlcourse.llm.lab ... --json``, written by
     ``make lab-bench``); ``path`` defaults to ``results/lab/lab.json`` of the repository."""
@@ -189,6 +218,9 @@ def update_readme(readme: str | Path, folder: str | Path,
         new = _replace_between(new, BENCH_START, BENCH_END, bench_table(bench_folder), path)
     if lab_file is not None:
         new = _replace_between(new, LAB_START, LAB_END, lab_table(lab_file), path)
+        if COMPARE_START in new:
+            new = _replace_between(new, COMPARE_START, COMPARE_END, compare_table(lab_file),
+                                   path)
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

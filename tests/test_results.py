@@ -146,3 +146,38 @@ def test_stored_lab_report_matches_the_readme():
     readme = (results.LAB_FILE.parents[2] / "README.md").read_text(encoding="utf-8")
     assert f"{results.LAB_START}\n{results.lab_table(results.LAB_FILE)}\n{results.LAB_END}" \
         in readme
+
+
+def test_compare_table_from_the_lab_json(tmp_path):
+    report = dict(LAB_REPORT, compare=[
+        {"method": "RM + PPO", "gold_accuracy": 0.75, "seed_std": 0.05, "gain_over_sft": 0.2,
+         "kl_to_ref": 0.5, "seconds": 130.4, "samples": 2560, "pairs": 0,
+         "models_in_memory": 4, "parameter_bytes": 12_800_000},
+        {"method": "DPO", "gold_accuracy": 0.9, "seed_std": None, "gain_over_sft": None,
+         "kl_to_ref": 1.1, "seconds": 20.0, "samples": 0, "pairs": 9600,
+         "models_in_memory": 2, "parameter_bytes": 6_400_000}])
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps(report))
+    lines = results.compare_table(path).splitlines()
+    assert lines[0].count("|") == lines[1].count("|") == 9
+    assert lines[2] == "| RM + PPO | 75.0% (±5.0%) | +20.0 | 0.50 | 130 | 2,560 | 4 | 12.8 |"
+    assert lines[3] == "| DPO | 90.0% | - | 1.10 | 20 | 0 (9,600 pairs) | 2 | 6.4 |"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.TABLE_START}\n{results.TABLE_END}\n{results.LAB_START}\n"
+                      f"{results.LAB_END}\n{results.COMPARE_START}\nSTALE\n"
+                      f"{results.COMPARE_END}\n")
+    (tmp_path / "res").mkdir()
+    assert results.update_readme(readme, tmp_path / "res", lab_file=path)
+    assert "STALE" not in readme.read_text() and lines[3] in readme.read_text()
+    path.write_text(json.dumps(LAB_REPORT))
+    with pytest.raises(ValueError, match="no 'compare' list"):
+        results.compare_table(path)
+
+
+def test_stored_compare_table_matches_the_readme():
+    """The README's head-to-head table is generated from the stored lab report."""
+    if not results.LAB_FILE.is_file() or "compare" not in results.load_lab():
+        pytest.skip("no stored head-to-head yet (make lab-bench)")
+    readme = (results.LAB_FILE.parents[2] / "README.md").read_text(encoding="utf-8")
+    assert (f"{results.COMPARE_START}\n{results.compare_table(results.LAB_FILE)}\n"
+            f"{results.COMPARE_END}") in readme
