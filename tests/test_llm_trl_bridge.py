@@ -4,6 +4,7 @@ TRL's GRPOTrainer and DPOTrainer whose first-step numbers match the course's mat
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 
 import pytest
@@ -60,3 +61,33 @@ def test_trl_dpo_starts_at_ln2_and_appends_eos(tmp_path):
     assert run.extra["chosen_ends_with_eos"] == 1.0  # TRL appended EOS; our texts had none
     assert run.extra["loss"][0] == pytest.approx(math.log(2), abs=1e-4)  # policy = reference
     assert run.extra["pairs"] > 0 and len(run.extra["loss"]) == 2
+
+
+def _fake(name):
+    def run(seed, **kw):
+        acc = 0.5 + 0.1 * seed + (0.05 if name.startswith("trl") else 0.0)
+        return trl_bridge.Run(name, [0, 10], [0.5, acc], 2.0 + seed, {"gold_accuracy": acc,
+                                                                       "kl_to_ref": 0.1 * seed})
+    return run
+
+
+@needs_trl
+def test_compare_and_cli_store_medians(tmp_path, monkeypatch):
+    for name in ("course_grpo", "trl_grpo", "course_dpo", "trl_dpo"):
+        monkeypatch.setattr(trl_bridge, name, _fake(name))
+    out = tmp_path / "cmp.json"
+    assert trl_bridge.main(["--seeds", "3", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["seeds"] == [0, 1, 2] and len(data["grpo"]["trl"]) == 3
+    assert data["dpo"]["course"][2]["final_gold_accuracy"] == 0.7
+    med = data["median"]["grpo"]
+    assert med["course"]["final_gold_accuracy"] == pytest.approx(0.6)
+    assert med["trl"]["final_gold_accuracy"] == pytest.approx(0.65)
+    assert med["trl"]["seconds_per_step"] == pytest.approx(0.3)  # median of 2, 3, 4 s / 10 steps
+    assert not (tmp_path / "cmp.json.tmp").exists()
+
+
+def test_cli_rejects_bad_seeds(capsys):
+    with pytest.raises(SystemExit) as exc:
+        trl_bridge.main(["--seeds", "0"])
+    assert exc.value.code == 2 and "--seeds must be at least 1" in capsys.readouterr().err

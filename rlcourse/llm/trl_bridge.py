@@ -21,7 +21,7 @@ import importlib.util
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -269,3 +269,77 @@ def _ends_with_eos(dataset, tokenizer) -> float:
     key = next(k for k in ("chosen_input_ids", "chosen_ids") if k in dataset.column_names)
     ids = dataset[key]
     return float(np.mean([len(r) > 0 and r[-1] == tokenizer.eos_token_id for r in ids]))
+
+
+# ---- the stored comparison (notebook 14 reads results/lab/trl_compare.json) ---------------------
+
+def run_summary(run: Run) -> dict[str, object]:
+    """A JSON-ready summary of ``run``: its curve, seconds and final accuracy and KL."""
+    return {"name": run.name, "steps": list(run.steps),
+            "gold_accuracy": [round(float(a), 4) for a in run.gold_accuracy],
+            "seconds": round(run.seconds, 2), "seconds_per_step": round(run.seconds_per_step, 4),
+            "final_gold_accuracy": round(float(run.final["gold_accuracy"]), 4),
+            "kl_to_ref": round(float(run.final["kl_to_ref"]), 4)}
+
+
+def compare(seeds: Sequence[int], grpo_updates: int = 20, dpo_steps: int = 60,
+            progress: bool = True) -> dict[str, object]:
+    """Course vs TRL, GRPO and DPO, for each seed: ``{"grpo": {"course": [...], "trl": [...]},
+    "dpo": {...}, "median": {algo: {side: {final_gold_accuracy, seconds_per_step,
+    kl_to_ref}}}}`` with :func:`run_summary` entries in the order of ``seeds``."""
+    _require()
+    from tqdm.auto import tqdm
+
+    jobs = {"grpo": (partial(course_grpo, updates=grpo_updates, progress=False),
+                     partial(trl_grpo, updates=grpo_updates)),
+            "dpo": (partial(course_dpo, steps=dpo_steps, progress=False),
+                    partial(trl_dpo, steps=dpo_steps))}
+    out: dict[str, object] = {"seeds": list(seeds), "grpo_updates": grpo_updates,
+                              "dpo_steps": dpo_steps, "trl": trl_defaults()["trl"]}
+    bar = tqdm(total=4 * len(seeds), desc="course vs TRL", disable=not progress)
+    for algo, (ours, theirs) in jobs.items():
+        out[algo] = {"course": [], "trl": []}
+        for seed in seeds:
+            for side, fn in (("course", ours), ("trl", theirs)):
+                out[algo][side].append(run_summary(fn(seed)))
+                bar.update()
+    bar.close()
+    keys = ("final_gold_accuracy", "seconds_per_step", "kl_to_ref")
+    out["median"] = {algo: {side: {k: float(np.median([r[k] for r in out[algo][side]]))
+                                   for k in keys} for side in ("course", "trl")}
+                     for algo in jobs}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rlcourse.llm.trl_bridge [--seeds 3] [--out FILE]``: :func:`compare` as JSON
+    (written to a temporary file, then moved over ``FILE``)."""
+    import argparse
+    import json
+    import os
+
+    import torch
+
+    parser = argparse.ArgumentParser(prog="python -m rlcourse.llm.trl_bridge",
+                                     description="the course's GRPO and DPO against TRL's")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default=None, help="JSON file (default: standard output)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if missing() is not None:
+        parser.error(missing())
+    torch.set_num_threads(1)
+    text = json.dumps(compare(range(args.seeds)), indent=1)
+    if args.out is None:
+        print(text)
+        return 0
+    tmp = f"{args.out}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
