@@ -389,3 +389,36 @@ def test_grpo_config_rejects_bad_values():
         grpo.GRPOConfig(beta=-0.1)
     with pytest.raises(ValueError, match="eval_every"):
         grpo.GRPOConfig(eval_every=-1)
+
+
+def test_train_calls_a_custom_update_fn_and_the_sweep_cli(tmp_path, monkeypatch):
+    """``update_fn`` replaces grpo_update (same arguments); the sweep keeps B * G fixed and the
+    CLI writes one row per (G, seed)."""
+    import json
+
+    from rlcourse.llm import model as lm
+    from rlcourse.llm.sft import SFTConfig
+
+    tiny = SFTConfig(model=lm.ModelConfig(n_embd=16, n_layer=1, n_head=2), pretrain_steps=4,
+                     sft_steps=2, batch_size=16, warmup=1, n_heldout=20)
+    calls = []
+
+    def spy(policy, ref, tok, prompts, cfg, opt, gen, reward_fn):
+        calls.append(len(prompts))
+        return grpo.grpo_update(policy, ref, tok, prompts, cfg, opt, gen, reward_fn)
+
+    grpo.train(0, progress=False, sft_cfg=tiny, root=tmp_path, updates=2, n_prompts=3,
+               group_size=2, eval_every=0, n_eval=20, update_fn=spy)
+    assert calls == [3, 3]
+
+    real_train = grpo.train
+    monkeypatch.setattr(grpo, "train", lambda seed, **kw: real_train(
+        seed, sft_cfg=tiny, root=tmp_path, updates=1, eval_every=0, n_eval=20, **kw))
+    out = tmp_path / "sweep.json"
+    assert grpo.main(["--sweep-out", str(out), "--group-sizes", "64", "128", "--seeds", "0",
+                      "--no-progress"]) == 0
+    data = json.loads(out.read_text())
+    assert [(r["group_size"], r["n_prompts"]) for r in data["runs"]] == [(64, 2), (128, 1)]
+    assert data["samples_per_update"] == 128 and data["runs"][0]["samples"] == [0, 128]
+    with pytest.raises(ValueError, match="divide"):
+        grpo.group_size_sweep([3], [0], progress=False)

@@ -300,9 +300,10 @@ class GRPOResult:
 
 
 def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None, reward_fn=None,
-          **overrides) -> GRPOResult:
+          update_fn=None, **overrides) -> GRPOResult:
     """GRPO from the cached SFT model of ``seed`` with the gold reward (or ``reward_fn``),
-    :class:`GRPOConfig` changed by ``overrides``."""
+    :class:`GRPOConfig` changed by ``overrides``. ``update_fn`` (default :func:`grpo_update`,
+    same signature) performs each update, e.g. a notebook's own implementation."""
     from tqdm.auto import tqdm
 
     from rlcourse.llm import rlhf, task
@@ -326,7 +327,7 @@ def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None, rewa
                mininterval=1.0)
     for u in bar:
         batch = [prompts[i] for i in rng.integers(0, len(prompts), size=cfg.n_prompts)]
-        row = grpo_update(policy, ref, tok, batch, cfg, opt, gen, reward_fn)
+        row = (update_fn or grpo_update)(policy, ref, tok, batch, cfg, opt, gen, reward_fn)
         for k, v in row.items():
             hist.setdefault(k, []).append(v)
         if cfg.eval_every and (u + 1) % cfg.eval_every == 0 and u + 1 < cfg.updates:
@@ -340,3 +341,63 @@ def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None, rewa
     hist["eval_update"].append(cfg.updates)
     hist["gold_accuracy"].append(final["gold_accuracy"])
     return GRPOResult(cfg, hist, start, final, policy)
+
+
+# ---- the group-size sweep (notebook 13 reads its JSON) ------------------------------------------
+
+SWEEP_SAMPLES_PER_UPDATE = 128  # B * G, fixed so that every group size gets the same compute
+
+
+def group_size_sweep(group_sizes: Sequence[int] = (2, 4, 8, 16), seeds: Sequence[int] = (0, 1, 2),
+                     progress: bool = True, **overrides) -> list[dict]:
+    """GRPO runs with B * G = :data:`SWEEP_SAMPLES_PER_UPDATE` samples per update for each G.
+
+    One row per (G, seed): the gold accuracy at each evaluation with the samples drawn so far,
+    the start and final metrics and the CPU seconds of training.
+    """
+    rows = []
+    for g in group_sizes:
+        g = int(g)
+        if g < 2 or SWEEP_SAMPLES_PER_UPDATE % g:
+            raise ValueError(f"group size must be >= 2 and divide {SWEEP_SAMPLES_PER_UPDATE}, "
+                             f"got {g}")
+        for seed in seeds:
+            res = train(int(seed), progress=progress, group_size=g,
+                        n_prompts=SWEEP_SAMPLES_PER_UPDATE // g, **overrides)
+            h = res.history
+            rows.append({"group_size": g, "n_prompts": res.config.n_prompts, "seed": int(seed),
+                         "samples": [u * SWEEP_SAMPLES_PER_UPDATE for u in h["eval_update"]],
+                         "gold_accuracy": h["gold_accuracy"],
+                         "informative_groups": float(np.mean(h["informative_groups"])),
+                         "start": res.start, "final": res.final})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rlcourse.llm.grpo --sweep-out FILE [--group-sizes ...] [--seeds ...]``:
+    run the group-size sweep and write it as JSON."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--sweep-out", default="results/lab/grpo_group_sweep.json")
+    parser.add_argument("--group-sizes", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the lab bench: 1 thread is faster on the busy 2-core machine
+    try:
+        rows = group_size_sweep(args.group_sizes, args.seeds, progress=not args.no_progress)
+    finally:
+        torch.set_num_threads(threads)
+    out = Path(args.sweep_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"samples_per_update": SWEEP_SAMPLES_PER_UPDATE,
+                               "updates": GRPOConfig().updates, "runs": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
