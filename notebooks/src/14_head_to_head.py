@@ -331,10 +331,12 @@ plt.show()
 
 # %%
 oracle, rm_curve, vote_curve = curve["verifier (oracle)"], curve["reward model"], curve["majority vote"]
+best_n = NS[int(np.argmax(rm_curve))]
+print(f"this RM (on SFT samples {rm.info['onpolicy_accuracy']:.3f}): best-of-N peaks at N = "
+      f"{best_n} ({max(rm_curve):.3f}, {max(rm_curve) - rm_curve[0]:+.3f} over N = 1)")
 assert np.all(np.diff(oracle) >= 0) and oracle[-1] >= oracle[0] + 0.25
-assert max(rm_curve) >= rm_curve[0] + 0.05                        # the RM's pick helps ...
-assert oracle[-1] >= rm_curve[-1] + 0.05                          # ... up to its own ceiling
-assert rm_curve[-1] - rm_curve[-2] < 0.05                          # and has flattened out
+assert oracle[-1] >= max(rm_curve) + 0.05                  # the RM's pick stays below the verifier
+assert rm_curve[-1] - rm_curve[-2] < 0.05                  # and stops rising
 assert (oracle[-1] - oracle[-2]) / 16 < 0.1 * (oracle[1] - oracle[0])  # diminishing returns
 assert abs(vote_curve[-1] - vote_curve[0]) < 0.05 and carry_curve["majority vote"][-1] < 0.1
 
@@ -348,12 +350,11 @@ assert abs(vote_curve[-1] - vote_curve[0]) < 0.05 and carry_curve["majority vote
 #   before it and buys less. With the verifier the curve climbs towards 1 (at least one right
 #   answer is almost always among 32), but the gain per extra sample shrinks by more than ten
 #   times between N = 2 and N = 32.
-# * **The selector sets the ceiling.** The RM's pick improves with N and then flattens: once the
-#   right answer is usually among the samples, what limits accuracy is how often the RM prefers
-#   it, which is its carry accuracy from notebook 10, not N (that accuracy varies between
-#   training runs of the RM, so the height of this curve does too). More samples can even hurt a
-#   selector, because they also bring more wrong answers it likes (best-of-N against a proxy is
-#   reward over-optimisation at inference time).
+# * **The selector sets the ceiling.** The RM's pick stays below the verifier's, and stops
+#   rising: once the right answer is usually among the samples, what limits accuracy is how
+#   often the RM prefers it, which is its carry accuracy from notebook 10, not N. That accuracy
+#   varies between training runs of the RM, so the height of this curve does too; the stored
+#   sweep after the next cell shows the range.
 # * **Majority vote converges to the model's mode.** On carry problems the SFT model writes the
 #   forgotten-carry answer most of the time; voting over more samples only makes that wrong
 #   answer win more reliably, so its accuracy there stays near zero whatever N. Voting helps
@@ -361,6 +362,46 @@ assert abs(vote_curve[-1] - vote_curve[0]) < 0.05 and carry_curve["majority vote
 #   systematic error. This is the honest answer to "does more test-time compute help on hard
 #   problems?": only if the model sometimes solves them *and* there is a way to recognise the
 #   right answer.
+#
+# ### Which reward model? A stored sweep
+# How much best-of-N gains with a reward model depends on the RM. The sweep below repeats the
+# experiment (same 200 prompts, 32 samples) with the reward models of notebook 10's recipes for
+# seed 0, and with the course RM and SFT model of seeds 1 and 2, all from the cache. Regenerate it
+# with `python -m rlcourse.llm.testtime` (about a CPU-minute from a warm cache), which writes
+# `results/lab/testtime_rm.json`.
+
+# %%
+SWEEP_JSON = LAB_JSON.parent / "testtime_rm.json"
+sweep = json.loads(SWEEP_JSON.read_text(encoding="utf-8"))
+fig, ax = plt.subplots(figsize=(7, 3.8))
+cmap = plt.get_cmap("viridis")
+for run in sorted(sweep["runs"], key=lambda r: r["rm_onpolicy_accuracy"]):
+    acc = run["rm_onpolicy_accuracy"]
+    ax.plot(sweep["ns"], run["reward_model"], marker="o", color=cmap((acc - 0.4) / 0.45),
+            label=f"{run['label'][:38]} (RM {acc:.2f})")
+    print(f"{run['label']:<52} RM on SFT samples {acc:.3f}, carry {run['rm_carry_accuracy']:.3f}:"
+          f" N=1 {run['reward_model'][0]:.3f}, best {max(run['reward_model']):.3f}, "
+          f"N=32 {run['reward_model'][-1]:.3f}")
+ax.plot(sweep["ns"], sweep["runs"][0]["oracle"], "k:", label="verifier (seed 0)")
+ax.set(xscale="log", xlabel="N samples per prompt", ylabel="accuracy",
+       title="best-of-N by reward models of different quality")
+ax.set_xticks(sweep["ns"], [str(n) for n in sweep["ns"]])
+ax.legend(fontsize=6, loc="lower left")
+plt.show()
+good = [r for r in sweep["runs"] if r["rm_onpolicy_accuracy"] >= 0.65]
+weak = [r for r in sweep["runs"] if r["rm_onpolicy_accuracy"] < 0.55]
+assert len(good) >= 2 and len(weak) >= 2
+assert all(max(r["reward_model"]) >= r["reward_model"][0] + 0.1 for r in good)
+assert all(r["reward_model"][-1] <= r["reward_model"][0] - 0.05 for r in weak)
+assert all(r["oracle"][-1] >= max(r["reward_model"]) + 0.1 for r in sweep["runs"])
+
+# %% [markdown]
+# The better the RM ranks the model's own samples, the more best-of-N gains, but every RM's
+# curve eventually bends down, and the weak ones end *below a single sample*: with 32 samples
+# there are more wrong answers for the RM to prefer, and it finds them. This is reward
+# over-optimisation again, at inference time, with N playing the role of the optimisation
+# pressure (Gao et al. measured the same shape for best-of-N against a gold RM). A verifier has
+# no such failure, which is why test-time compute pays off most on checkable tasks.
 #
 # ### Exercise 3: a best-of-N sampler
 # Now the algorithm that produces responses: sample N per prompt from a model and return the
@@ -403,12 +444,12 @@ for name, fn in (("reward model", rm.score), ("gold reward", rlhf.gold_reward_fn
 fresh_greedy = sft.greedy_accuracy(policy, tokenizer, fresh)
 print(f"on 200 fresh prompts, N = {N_LIVE}: greedy {fresh_greedy:.3f}, best-of-{N_LIVE} by the RM "
       f"{live['reward model']:.3f}, by the gold reward {live['gold reward']:.3f}")
-assert live["gold reward"] >= fresh_greedy + 0.2 and live["reward model"] >= fresh_greedy + 0.05
+assert live["gold reward"] >= fresh_greedy + 0.2 and live["gold reward"] > live["reward model"]
 
 # %% [markdown]
 # The gold reward here is the *partial-credit* reward of notebook 09, not the 0/1 checker, yet
 # its maximum is always the exact answer when one was sampled, so it selects like the verifier.
-# On prompts the curves never saw, best-of-8 reproduces what the curves predicted. Note the cost:
+# On prompts the curves never saw, best-of-8 lands where the curves at N = 8 predicted. Note the cost:
 # every answer now costs 8 generations and 8 RM passes, at every query, for as long as the model
 # is served. Training (Section 1) pays once; test-time compute pays per query. Best-of-N is also
 # a way to *make training data*: keep the selected answers and fine-tune on them (rejection
@@ -597,6 +638,8 @@ assert np.all(mc[~example] == 0)
 #   (2022): majority voting.
 # * Cobbe et al., *Training Verifiers to Solve Math Word Problems* (2021): best-of-N with a
 #   verifier.
+# * Gao, Schulman and Hilton, *Scaling Laws for Reward Model Overoptimization* (2022): best-of-N
+#   and RL against a proxy RM, measured with a gold RM.
 # * Lightman et al., *Let's Verify Step by Step* (2023): process vs outcome supervision.
 # * Wang et al., *Math-Shepherd* (2023): Monte Carlo step labels for PRMs.
 # * Snell et al., *Scaling LLM Test-Time Compute Optimally can be More Effective than Scaling

@@ -200,3 +200,78 @@ def mc_step_labels(rng: np.random.Generator, labels: np.ndarray, p_step: float,
     p_finish = np.asarray(p_step, dtype=float) ** (k - 1 - np.arange(k))
     hits = rng.binomial(check_positive_int(rollouts, "rollouts"), labels * p_finish)
     return hits / rollouts
+
+
+# ---- stored sweep: best-of-N with reward models of different quality ---------------------------
+
+SWEEP_NS = (1, 2, 4, 8, 16, 32)
+
+
+def selection_curves(seed: int = 0, rm_overrides: dict | None = None, n_prompts: int = 200,
+                     n_samples: int = 32, ns: Sequence[int] = SWEEP_NS, n_orders: int = 20
+                     ) -> dict:
+    """Accuracy against N of the three selectors (:func:`accuracy_vs_n`) for the cached SFT
+    model of ``seed`` and its cached RM (``rm_overrides`` as in
+    :func:`rlcourse.llm.reward_model.load_reward_model`), on the first ``n_prompts`` held-out
+    prompts with ``n_samples`` samples each at temperature 1; plus the RM's own figures."""
+    from rlcourse.llm import reward_model, sft, task
+
+    sft_cfg = sft.SFTConfig()
+    policy, tok, _ = sft.sft_model(sft_cfg, seed, progress=False)
+    rm = reward_model.load_reward_model(seed, sft=sft_cfg, **(rm_overrides or {}))
+    _, held = task.split_problems(sft_cfg.split_seed, sft_cfg.n_heldout)
+    problems = held[:check_positive_int(n_prompts, "n_prompts")]
+    prompts = [p.prompt for p in problems]
+    samples = sampling.sample_responses(policy, tok, prompts, n_samples=n_samples,
+                                        max_new_tokens=6, temperature=1.0,
+                                        generator=torch.Generator().manual_seed(seed))
+    scores = rm.score([p for p in prompts for _ in range(n_samples)],
+                      [r for row in samples for r in row]).reshape(len(prompts), n_samples)
+    answers = [[task.parse_answer(r) for r in row] for row in samples]
+    targets = [p.a + p.b for p in problems]
+    correct = np.array([[a == t for a in row] for row, t in zip(answers, targets)], float)
+    curves = accuracy_vs_n(scores.numpy(), correct, answers, targets, ns, n_orders, seed)
+    return {"seed": int(seed), "overrides": dict(rm_overrides or {}),
+            "rm_pair_accuracy": rm.info.get("pair_accuracy"),
+            "rm_onpolicy_accuracy": rm.info.get("onpolicy_accuracy"),
+            "rm_carry_accuracy": reward_model.carry_accuracy(rm, held),
+            **{k: [float(x) for x in v] for k, v in curves.items()}}
+
+
+def rm_sweep(progress: bool = True) -> dict:
+    """:func:`selection_curves` for every RM recipe of notebook 10 (seed 0) and the course RM of
+    seeds 1 and 2 (each with its own SFT model); all are cached by the lab and notebook 10."""
+    from rlcourse.llm.reward_model import RECIPES
+
+    runs = [("seed 0, " + name, 0, overrides) for name, overrides in RECIPES.items()]
+    runs += [(f"seed {s}, course default", s, {}) for s in (1, 2)]
+    out = []
+    for label, seed, overrides in runs:
+        row = {"label": label, **selection_curves(seed, overrides)}
+        if progress:
+            print(f"{label:55s} RM on-policy {row['rm_onpolicy_accuracy']:.3f}: best-of-N by "
+                  "the RM " + " ".join(f"{a:.3f}" for a in row["reward_model"]))
+        out.append(row)
+    return {"ns": list(SWEEP_NS), "n_prompts": 200, "n_samples": 32, "runs": out}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rlcourse.llm.testtime [--out FILE]``: store :func:`rm_sweep` as JSON
+    (default results/lab/testtime_rm.json)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", default="results/lab/testtime_rm.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    data = rm_sweep()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
