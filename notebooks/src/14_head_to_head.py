@@ -872,6 +872,8 @@ assert np.all(mc[~example] == 0)
 # the hardest problems). And it costs at every query, while training costs once.
 # </details>
 #
+# ### Reasoning models, agents, evaluation, libraries
+#
 # 23. How were DeepSeek-R1-Zero and DeepSeek-R1 trained?
 #
 # <details><summary>Answer</summary>
@@ -891,7 +893,28 @@ assert np.all(mc[~example] == 0)
 # in Safe RLHF), and check the trade-off as a Pareto front rather than one number.
 # </details>
 #
-# 25. How would you switch the course's GRPO loop to a library such as TRL, and what would you
+# 25. How do you evaluate an aligned model?
+#
+# <details><summary>Answer</summary>
+#
+# With several signals, because each can be gamed: held-out accuracy with a checker where the
+# task allows it (and pass@k with the unbiased estimator), reward-model or LLM-judge scores as
+# cheap proxies, blind pairwise comparisons by people as the reference, red-teaming for harmful
+# behaviour, and the KL to the reference and response length as drift indicators. For
+# multi-turn use, judge whole conversations, not single replies.
+# </details>
+#
+# 26. What changes when RL trains an agent that uses tools over many turns?
+#
+# <details><summary>Answer</summary>
+#
+# The episode is many model calls with tool results in between, the reward (task success) often
+# comes only at the end, so credit assignment over turns is hard again; contexts grow long;
+# environments are slow, stateful and sometimes non-deterministic, so rollouts dominate the cost;
+# and tool outputs are not the policy's actions, so they must be masked out of the loss.
+# </details>
+#
+# 27. How would you switch the course's GRPO loop to a library such as TRL, and what would you
 #     check first?
 #
 # <details><summary>Answer</summary>
