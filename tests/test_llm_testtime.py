@@ -110,3 +110,26 @@ def test_best_of_n_generate_picks_the_argmax():
     samples = sampling.sample_responses(policy, tok, prompts, n_samples=5, max_new_tokens=6,
                                         generator=torch.Generator().manual_seed(1))
     assert got == [max(row, key=len) for row in samples]
+
+
+def test_stored_sweep_has_what_notebook_14_reads():
+    import json
+    from pathlib import Path
+
+    path = Path(tt.__file__).resolve().parents[2] / "results" / "lab" / "testtime_rm.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["ns"] == list(tt.SWEEP_NS)
+    for run in data["runs"]:
+        assert {"label", "seed", "rm_onpolicy_accuracy", "rm_carry_accuracy"} <= set(run)
+        for key in ("oracle", "reward_model", "majority"):
+            assert len(run[key]) == len(data["ns"]) and all(0 <= a <= 1 for a in run[key])
+        assert np.all(np.diff(run["oracle"]) >= 0)
+
+
+def test_main_writes_the_sweep(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(tt, "rm_sweep", lambda: {"ns": [1], "runs": []})
+    out = tmp_path / "sweep.json"
+    assert tt.main(["--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"ns": [1], "runs": []}
