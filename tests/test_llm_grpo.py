@@ -422,3 +422,12 @@ def test_train_calls_a_custom_update_fn_and_the_sweep_cli(tmp_path, monkeypatch)
     assert data["samples_per_update"] == 128 and data["runs"][0]["samples"] == [0, 128]
     with pytest.raises(ValueError, match="divide"):
         grpo.group_size_sweep([3], [0], progress=False)
+
+
+def test_grpo_loss_is_the_seq_mean_token_loss():
+    torch.manual_seed(1)
+    logp, old, ref = (-torch.rand(3, 4, dtype=F64) for _ in range(3))
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    adv = torch.tensor([0.5, -1.0, 2.0], dtype=F64)
+    want = grpo.grpo_token_loss(logp, old, ref, adv, mask, 0.1, None, 0.3, "seq_mean")[0]
+    assert float(grpo.grpo_loss(logp, old, ref, adv, mask, clip_eps=0.1, beta=0.3)) == float(want)

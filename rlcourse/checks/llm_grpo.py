@@ -22,11 +22,6 @@ def _register(name: str, reference: Callable, hint: str):
     return register(name, notebook=NB, reference=reference, hint=hint)
 
 
-def _grpo_loss_reference(logp, logp_old, ref_logp, adv, mask, clip_eps=0.2, beta=0.04):
-    """GRPO's token-level loss (per-response mean, then mean over responses) as a scalar."""
-    return grpo.grpo_token_loss(logp, logp_old, ref_logp, adv, mask, clip_eps, None, beta)[0]
-
-
 # ---- exercise 1: group-normalised advantages -------------------------------------------------
 
 @_register("llm_grpo.group_advantages", grpo.group_advantages,
@@ -87,7 +82,7 @@ def _token_batch():
     return logp, old, ref, adv, mask
 
 
-@_register("llm_grpo.grpo_loss", _grpo_loss_reference,
+@_register("llm_grpo.grpo_loss", grpo.grpo_loss,
            "Per token: the ratio exp(logp - logp_old) of that token alone, PPO's pessimistic "
            "min of the unclipped and clipped terms times the response's advantage, minus beta "
            "times k3 = exp(ref_logp - logp) - (ref_logp - logp) - 1. Average over each "
@@ -107,7 +102,7 @@ def _(fn: Callable) -> None:
                 "the loss must be a tensor that carries the gradient of logp")
     (grad,) = torch.autograd.grad(loss, leaf)
     want_leaf = logp.clone().requires_grad_(True)
-    (want,) = torch.autograd.grad(_grpo_loss_reference(want_leaf, old, ref, adv, mask, 0.2, 0.1),
+    (want,) = torch.autograd.grad(grpo.grpo_loss(want_leaf, old, ref, adv, mask, 0.2, 0.1),
                                   want_leaf)
     expect_close(grad, want, "gradient of the loss with respect to logp (clip_eps = 0.2, "
                  "beta = 0.1; padding gets none)", atol=1e-6)

@@ -223,6 +223,13 @@ def grpo_token_loss(logp: Tensor, logp_old: Tensor, ref_logp: Tensor, adv: Tenso
     return loss, stats
 
 
+def grpo_loss(logp: Tensor, logp_old: Tensor, ref_logp: Tensor, adv: Tensor, mask: Tensor,
+              clip_eps: float = 0.2, beta: float = 0.04) -> Tensor:
+    """DeepSeekMath's GRPO loss only (scalar): :func:`grpo_token_loss` with the symmetric clip
+    and the per-response mean ("seq_mean"). [N, T] inputs, ``adv`` [N] (notebook 13)."""
+    return grpo_token_loss(logp, logp_old, ref_logp, adv, mask, clip_eps, None, beta)[0]
+
+
 # ---- training on the lab task -------------------------------------------------------------------
 
 @dataclass(frozen=True)
