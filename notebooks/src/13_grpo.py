@@ -661,7 +661,7 @@ rloo_advantages = check("llm_grpo.rloo_advantages", rloo_advantages)
 # expected reward.
 
 # %%
-arm_means = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
+arm_means = torch.tensor([2.0, 1.0, 1.5], dtype=torch.float64)  # all positive, like most rewards
 bandit_logits = torch.tensor([0.3, 0.0, -0.2], dtype=torch.float64)
 pi = torch.softmax(bandit_logits, 0)
 exact_grad = pi * (arm_means - pi @ arm_means)  # d E[r] / d logits for a softmax
@@ -670,22 +670,27 @@ g_b = torch.Generator().manual_seed(0)
 arms = torch.multinomial(pi.expand(n_groups, 3), G_b, replacement=True, generator=g_b)
 r_b = arm_means[arms] + 0.5 * torch.randn(n_groups, G_b, generator=g_b, dtype=torch.float64)
 score = torch.nn.functional.one_hot(arms, 3).double() - pi  # grad log pi(a) wrt the logits
-baselines = {"RLOO (leave one out)": rloo_advantages(r_b),
+baselines = {"no baseline (plain REINFORCE)": r_b,
+             "RLOO (leave one out)": rloo_advantages(r_b),
              "group mean (includes the sample)": r_b - r_b.mean(1, keepdim=True),
              "GRPO (mean and std)": grpo.group_advantages(r_b)}
-est = {}
+ratio, spread = {}, {}
 for name, adv_b in baselines.items():
-    est[name] = (adv_b[..., None] * score).mean(1).mean(0)
-    shrink = float(est[name] @ exact_grad / (exact_grad @ exact_grad))
-    print(f"{name:>33}: mean estimate / exact gradient = {shrink:.3f}")
-ratio_rloo = float(est["RLOO (leave one out)"] @ exact_grad / (exact_grad @ exact_grad))
-ratio_mean = float(est["group mean (includes the sample)"] @ exact_grad /
-                   (exact_grad @ exact_grad))
+    per_group = (adv_b[..., None] * score).mean(1)  # one gradient estimate per group [n, 3]
+    ratio[name] = float(per_group.mean(0) @ exact_grad / (exact_grad @ exact_grad))
+    spread[name] = float(per_group.var(0).sum())
+    print(f"{name:>33}: mean estimate / exact gradient = {ratio[name]:.3f}, variance of one "
+          f"group's estimate {spread[name]:.4f}")
+ratio_rloo, ratio_mean = ratio["RLOO (leave one out)"], ratio["group mean (includes the sample)"]
 assert abs(ratio_rloo - 1) < 0.05 and abs(ratio_mean - (G_b - 1) / G_b) < 0.05
+assert abs(ratio["no baseline (plain REINFORCE)"] - 1) < 0.05
+assert spread["RLOO (leave one out)"] < 0.7 * spread["no baseline (plain REINFORCE)"]
 
 # %% [markdown]
-# RLOO's estimate matches the exact gradient; including the sample scales it by
-# $(G-1)/G = 0.75$. A constant factor is harmless for the direction (the learning rate absorbs
+# Plain REINFORCE and RLOO are both unbiased, but with rewards that are all positive the
+# leave-one-out baseline makes each group's estimate much less noisy. Including the sample
+# scales the estimate by $(G-1)/G = 0.75$ (and its variance by the square of that, which is
+# all of its apparent advantage in variance). A constant factor is harmless for the direction (the learning rate absorbs
 # it), which is why GRPO can use the plain group mean; dividing by the std changes more than a
 # constant, since it rescales each prompt differently.
 #
@@ -745,9 +750,19 @@ for G_s in sizes:
         draws["Dr. GRPO"].append(grpo.group_advantages(grp, scale="none")[:, 0])
     for k in draws:
         noise[k][G_s] = float(torch.stack(draws[k]).std(0).mean())
+fig, ax = plt.subplots(figsize=(6, 3))
 for k in noise:
     print(f"{k:>8}: std of answer 0's advantage across groups:",
           {G_s: round(v, 3) for G_s, v in noise[k].items()})
+    ax.plot(sizes, [noise[k][G_s] for G_s in sizes], "o-", label=k)
+ax.set_xscale("log", base=2)
+ax.xaxis.set_minor_locator(plt.NullLocator())
+ax.set_xticks(sizes, [str(G_s) for G_s in sizes])
+ax.set(yscale="log", xlabel="group size G (samples per prompt)",
+       ylabel="std of one answer's advantage", title="advantage noise on SFT samples")
+ax.legend()
+plt.tight_layout()
+plt.show()
 assert noise["Dr. GRPO"][16] < 0.5 * noise["Dr. GRPO"][2]
 assert noise["GRPO"][16] < noise["GRPO"][2]
 
@@ -778,7 +793,9 @@ for G_s, rows in sorted(by_g.items()):
 axes[0].set(xlabel="samples drawn", ylabel="held-out gold accuracy",
             title=f"median over {len(sweep['runs']) // len(by_g)} seeds")
 axes[0].legend(fontsize=8)
-axes[1].set(xscale="log", xlabel="group size G", ylabel="final gold accuracy",
+axes[1].set_xscale("log", base=2)
+axes[1].xaxis.set_minor_locator(plt.NullLocator())
+axes[1].set(xlabel="group size G", ylabel="final gold accuracy",
             title=f"after {sweep['updates'] * sweep['samples_per_update']} samples, every seed")
 axes[1].set_xticks(sorted(by_g), [str(G_s) for G_s in sorted(by_g)])
 plt.tight_layout()
