@@ -431,3 +431,23 @@ def test_grpo_loss_is_the_seq_mean_token_loss():
     adv = torch.tensor([0.5, -1.0, 2.0], dtype=F64)
     want = grpo.grpo_token_loss(logp, old, ref, adv, mask, 0.1, None, 0.3, "seq_mean")[0]
     assert float(grpo.grpo_loss(logp, old, ref, adv, mask, clip_eps=0.1, beta=0.3)) == float(want)
+
+
+def test_grpo_update_reports_the_sampling_policy_entropy():
+    """With all logits zero the next-token distribution is uniform over the vocabulary, so the
+    entropy grpo_update reports (measured before its optimiser step) is ln V exactly."""
+    from rlcourse.llm import model as lm
+    from rlcourse.llm import rlhf
+
+    tok = lm.build_tokenizer()
+    policy = lm.build_model(tok, lm.ModelConfig(n_embd=16, n_layer=1, n_head=2), seed=0)
+    with torch.no_grad():
+        policy.transformer.wte.weight.zero_()  # tied to the output layer: logits are all 0
+    ref = rlhf.frozen_copy(policy)
+    cfg = grpo.GRPOConfig(n_prompts=2, group_size=2, max_new_tokens=3)
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    row = grpo.grpo_update(policy, ref, tok, ["12+35=", "40+41="], cfg, opt,
+                           torch.Generator().manual_seed(0), rlhf.gold_reward_fn)
+    vocab = policy.config.vocab_size
+    assert row["entropy"] == pytest.approx(math.log(vocab), rel=1e-5)
+    assert {"reward", "kl", "clip_fraction"} <= set(row)

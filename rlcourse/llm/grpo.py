@@ -266,7 +266,10 @@ class GRPOConfig:
 def grpo_update(policy, ref, tokenizer, prompts: Sequence[str], cfg: GRPOConfig, opt,
                 generator: torch.Generator, reward_fn) -> dict[str, float]:
     """One GRPO update: G samples per prompt from the policy, rewards [B, G], group
-    advantages, then ``cfg.epochs`` optimiser steps on :func:`grpo_token_loss`."""
+    advantages, then ``cfg.epochs`` optimiser steps on :func:`grpo_token_loss`. Returns the
+    mean reward, the share of informative groups, the response length, the tokens, the mean
+    next-token entropy of the sampling policy on its responses (nats) and the last epoch's
+    loss statistics."""
     from rlcourse.llm import rlhf
 
     group = [p for p in prompts for _ in range(cfg.group_size)]
@@ -278,6 +281,8 @@ def grpo_update(policy, ref, tokenizer, prompts: Sequence[str], cfg: GRPOConfig,
     with torch.no_grad():
         logp_old = rlhf.response_logprobs(policy, seq, attn, start)
         ref_logp = rlhf.response_logprobs(ref, seq, attn, start)
+        entropy = masked_mean(ppo.categorical_entropy(
+            rlhf.response_logits(policy, seq, attn, start).float()), mask)
     for _ in range(cfg.epochs):
         logp = rlhf.response_logprobs(policy, seq, attn, start)
         loss, stats = grpo_token_loss(logp, logp_old, ref_logp, adv, mask, cfg.clip_eps,
@@ -290,6 +295,7 @@ def grpo_update(policy, ref, tokenizer, prompts: Sequence[str], cfg: GRPOConfig,
         opt.step()
     informative = informative_groups(rewards.view(len(prompts), cfg.group_size)).float()
     return {"reward": float(rewards.mean()), "informative_groups": float(informative.mean()),
+            "entropy": float(entropy),
             "response_length": float(np.mean([len(r) for r in gen.responses])),
             "tokens": float(attn.sum()), **stats}
 
