@@ -381,3 +381,110 @@ def test_dpo_config_rejects_bad_values():
         dpo.DPOConfig(steps=0)
     with pytest.raises(ValueError, match="eval_every"):
         dpo.DPOConfig(eval_every=-1)
+
+
+# ---- notebook 12's helpers: step with its own reference pass, loop, debugging variants --------
+
+def _tiny_pairs():
+    """(policy, ref, tokenizer, data): two tiny GPTs of different seeds and four pairs."""
+    from rlcourse.llm import annotator as ann
+    from rlcourse.llm import model as lm
+    from rlcourse.llm import reward_model as rmod
+    from rlcourse.llm.rlhf import frozen_copy
+
+    tok = lm.build_tokenizer()
+    cfg = lm.ModelConfig(n_embd=16, n_layer=1, n_head=2)
+    policy = lm.build_model(tok, cfg, seed=0)
+    pairs = [ann.PreferencePair("12+35=", "47", "57"), ann.PreferencePair("47+38=", "85", "5"),
+             ann.PreferencePair("99+9=", "108", "18"), ann.PreferencePair("10+10=", "20", "200")]
+    return policy, frozen_copy(lm.build_model(tok, cfg, seed=1)), tok, rmod.encode_pairs(tok, pairs)
+
+
+def test_pair_logprobs_as_sums_averages_and_prompt_tokens():
+    policy, _, _, data = _tiny_pairs()
+    c, r = data.rows(torch.arange(4))
+    with torch.no_grad():
+        s_c, s_r = dpo.pair_logprobs(policy, c, r)
+        a_c, a_r = dpo.pair_logprobs_as(policy, c, r)
+        m_c, m_r = dpo.pair_logprobs_as(policy, c, r, average=True)
+        p_c, p_r = dpo.pair_logprobs_as(policy, c, r, include_prompt=True)
+    assert torch.allclose(a_c, s_c) and torch.allclose(a_r, s_r)
+    assert torch.allclose(m_c, s_c / c.response_mask.sum(-1))
+    assert torch.allclose(m_r, s_r / r.response_mask.sum(-1))
+    # the prompt is shared, so its log-prob cancels in chosen minus rejected
+    assert torch.allclose(p_c - p_r, s_c - s_r, atol=1e-5)
+    assert bool((p_c < s_c).all())
+
+
+def test_step_with_reference_equals_dpo_step_with_precomputed_reference():
+    import copy
+
+    policy, ref, _, data = _tiny_pairs()
+    c, r = data.rows(torch.arange(4))
+    p1, p2 = copy.deepcopy(policy), copy.deepcopy(policy)
+    o1 = torch.optim.SGD(p1.parameters(), lr=0.1)
+    o2 = torch.optim.SGD(p2.parameters(), lr=0.1)
+    with torch.no_grad():
+        rc, rr = dpo.pair_logprobs(ref, c, r)
+    a = dpo.dpo_step_with_reference(p1, ref, o1, c, r, 0.5)
+    b = dpo.dpo_step(p2, o2, c, r, rc, rr, 0.5)
+    assert a == pytest.approx(b)
+    for x, y in zip(p1.parameters(), p2.parameters()):
+        assert torch.equal(x, y)
+    ok = dpo.debug_dpo_step(copy.deepcopy(policy), ref, torch.optim.SGD(
+        copy.deepcopy(policy).parameters(), lr=0.1), c, r, 0.5)
+    assert ok["loss"] == pytest.approx(a["loss"])
+
+
+def test_debug_bugs_have_their_symptoms():
+    import copy
+
+    policy, ref, _, data = _tiny_pairs()
+    c, r = data.rows(torch.arange(4))
+    same = copy.deepcopy(policy)
+    row = dpo.debug_dpo_step(same, ref, torch.optim.SGD(same.parameters(), lr=0.1), c, r, 0.5,
+                             bug="reference = policy")
+    assert row["loss"] == pytest.approx(math.log(2), abs=1e-6) and row["reward_margin"] == 0.0
+    swapped = copy.deepcopy(policy)
+    opt = torch.optim.SGD(swapped.parameters(), lr=0.5)
+    before = dpo.evaluate_pairs(swapped, ref, c, r, 0.5)
+    for _ in range(5):
+        dpo.debug_dpo_step(swapped, ref, opt, c, r, 0.5, bug="swapped")
+    after = dpo.evaluate_pairs(swapped, ref, c, r, 0.5)
+    assert after["reward_margin"] < before["reward_margin"] and after["loss"] > before["loss"]
+    with pytest.raises(ValueError, match="bug"):
+        dpo.debug_dpo_step(policy, ref, opt, c, r, 0.5, bug="typo")
+
+
+def test_reward_accuracy_counts_ties_as_misses():
+    r_w, r_l, acc = dpo.reward_accuracy(_t(-1.0, -2.0, -3.0), _t(-2.0, -2.0, -1.0),
+                                        _t(-1.5, -2.0, -3.0), _t(-2.0, -2.0, -2.0), 0.5)
+    assert torch.allclose(r_w, _t(0.25, 0.0, 0.0)) and torch.allclose(r_l, _t(0.0, 0.0, 0.5))
+    assert acc == pytest.approx(1 / 3)
+
+
+def test_run_dpo_starts_at_ln2_and_evaluates_at_the_end():
+    import copy
+
+    _, ref, _, data = _tiny_pairs()
+    policy = copy.deepcopy(ref).requires_grad_(True)
+    calls = []
+    cfg = dpo.DPOConfig(steps=7, batch_size=4, lr=1e-2, warmup=1, eval_every=3)
+    h = dpo.run_dpo(policy, ref, data, cfg, progress=False,
+                    accuracy=lambda: calls.append(1) or 0.5)
+    assert h["loss"][0] == pytest.approx(math.log(2), abs=1e-6)
+    assert h["eval_step"] == [3, 6, 7] and h["gold_accuracy"] == [0.5] * 3
+    assert len(h["loss"]) == 7 and h["reward_margin"][-1] > 0
+
+
+def test_onpolicy_round_pairs_labels_distinct_samples():
+    from rlcourse.llm import annotator as ann
+    from rlcourse.llm import task
+
+    policy, _, tok, _ = _tiny_pairs()
+    problems = task.split_problems(0, 20)[1]
+    pairs, data = dpo.onpolicy_round_pairs(policy, tok, problems, ann.Annotator(), seed=0)
+    assert 0 < len(pairs) <= len(problems) and len(data) == len(pairs)
+    assert all(p.chosen != p.rejected for p in pairs)
+    with pytest.raises(ValueError, match="samples_per_prompt"):
+        dpo.onpolicy_round_pairs(policy, tok, problems, ann.Annotator(), 0, samples_per_prompt=0)

@@ -421,3 +421,148 @@ def _dpo_loop(policy, data, ref_c: Tensor, ref_r: Tensor, cfg: DPOConfig, seed: 
     policy.eval()
     hist["seconds"], hist["cpu_seconds"] = time.perf_counter() - wall0, time.process_time() - cpu0
     return hist
+
+
+# ---- notebook 12: a step with its own reference pass, a generic loop, the debugging lab ------
+
+#: The bugs of notebook 12's debugging lab (``bug`` of :func:`debug_dpo_step`).
+DEBUG_BUGS = ("reference = policy", "swapped", "averaged", "prompt counted",
+              "prompt counted, averaged")
+
+
+def pair_logprobs_as(model, chosen, rejected, *, average: bool = False,
+                     include_prompt: bool = False) -> tuple[Tensor, Tensor]:
+    """:func:`pair_logprobs` with two reductions DPO must not use, as options: [B], [B].
+
+    ``average``: mean instead of sum over the counted tokens; ``include_prompt``: count the
+    prompt's tokens too (``Batch.all_mask`` instead of ``Batch.response_mask``).
+    """
+    from rlcourse.llm.logprobs import model_token_logprobs
+
+    n = chosen.input_ids.shape[0]
+    ids = torch.cat([chosen.input_ids, rejected.input_ids])
+    attn = torch.cat([chosen.attention_mask, rejected.attention_mask])
+    if include_prompt:
+        cols = torch.cat([chosen.all_mask, rejected.all_mask])
+    else:
+        cols = torch.cat([chosen.response_mask, rejected.response_mask])
+    tok = model_token_logprobs(model, ids, attn)
+    m = cols.to(tok.dtype)
+    seq = (tok * m).sum(-1)
+    if average:
+        seq = seq / m.sum(-1).clamp(min=1.0)
+    return seq[:n], seq[n:]
+
+
+def dpo_step_with_reference(policy, ref, optimizer, chosen, rejected, beta: float,
+                            max_grad_norm: float = 1.0) -> dict[str, float]:
+    """:func:`dpo_step` that runs the frozen ``ref`` itself (under ``no_grad``) on the same
+    B pairs: the signature of notebook 12's exercise. Returns :func:`dpo_step`'s dict."""
+    with torch.no_grad():
+        ref_c, ref_r = pair_logprobs(ref, chosen, rejected)
+    return dpo_step(policy, optimizer, chosen, rejected, ref_c, ref_r, beta, max_grad_norm)
+
+
+def debug_dpo_step(policy, ref, optimizer, chosen, rejected, beta: float,
+                   max_grad_norm: float = 1.0, *, bug: str | None = None) -> dict[str, float]:
+    """:func:`dpo_step_with_reference` with one of :data:`DEBUG_BUGS` planted (None: no bug).
+
+    "reference = policy": the anchor is the live policy; "swapped": policy and reference trade
+    places in a loss that detaches nothing; "averaged" / "prompt counted": the reductions of
+    :func:`pair_logprobs_as`. Returns the metrics *as the buggy code logs them*.
+    """
+    if bug is not None and bug not in DEBUG_BUGS:
+        raise ValueError(f"bug must be None or one of {DEBUG_BUGS}, got {bug!r}")
+    bug = bug or ""
+    opts = {"average": "averaged" in bug, "include_prompt": "prompt" in bug}
+    anchor = policy if bug == "reference = policy" else ref
+    with torch.no_grad():
+        ref_c, ref_r = pair_logprobs_as(anchor, chosen, rejected, **opts)
+    pol_c, pol_r = pair_logprobs_as(policy, chosen, rejected, **opts)
+    if bug == "swapped":
+        loss = -F.logsigmoid(beta * ((ref_c - pol_c) - (ref_r - pol_r))).mean()
+    else:
+        loss = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+    optimizer.step()
+    return {"loss": float(loss.detach()),
+            **dpo_metrics(pol_c.detach(), pol_r.detach(), ref_c, ref_r, beta),
+            "logp_chosen": float(pol_c.detach().mean()),
+            "logp_rejected": float(pol_r.detach().mean())}
+
+
+@torch.no_grad()
+def evaluate_pairs(policy, ref, chosen, rejected, beta: float) -> dict[str, float]:
+    """The correct DPO loss, :func:`dpo_metrics` and mean sequence log-probs of B pairs,
+    without a step (to measure any policy, buggy runs included, the same way)."""
+    pol_c, pol_r = pair_logprobs(policy, chosen, rejected)
+    ref_c, ref_r = pair_logprobs(ref, chosen, rejected)
+    return {"loss": float(dpo_loss(pol_c, pol_r, ref_c, ref_r, beta)),
+            **dpo_metrics(pol_c, pol_r, ref_c, ref_r, beta),
+            "logp_chosen": float(pol_c.mean()), "logp_rejected": float(pol_r.mean())}
+
+
+def run_dpo(policy, ref, data, cfg: DPOConfig, *, seed: int = 0, step_fn=None,
+            accuracy=None, progress: bool = True, desc: str = "DPO") -> dict[str, list]:
+    """``cfg.steps`` DPO steps on random minibatches of ``data`` (PairTensors) with AdamW,
+    warm-up and cosine decay, each ``step_fn(policy, ref, opt, chosen, rejected, beta,
+    max_grad_norm) -> dict`` (default :func:`dpo_step_with_reference`). Returns the per-step
+    history, plus ``eval_step``/``gold_accuracy`` from ``accuracy()`` every ``cfg.eval_every``
+    steps and at the end (when ``accuracy`` is given)."""
+    from tqdm.auto import tqdm
+
+    from rlcourse.llm.sft import lr_at
+
+    step_fn = step_fn or dpo_step_with_reference
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(int(seed))
+    hist: dict = {"eval_step": [], "gold_accuracy": []}
+    policy.train()
+    for step in tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False,
+                     mininterval=1.0):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+        row = step_fn(policy, ref, opt, *data.rows(idx), cfg.beta, cfg.max_grad_norm)
+        for k, v in row.items():
+            hist.setdefault(k, []).append(float(v))
+        last = step + 1 == cfg.steps
+        if accuracy is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every
+                                              == 0)):
+            policy.eval()
+            hist["eval_step"].append(step + 1)
+            hist["gold_accuracy"].append(float(accuracy()))
+            policy.train()
+    policy.eval()
+    return hist
+
+
+def onpolicy_round_pairs(policy, tokenizer, problems: Sequence[task.Problem], annotator,
+                         seed: int, samples_per_prompt: int = 4, temperature: float = 1.0):
+    """Preference data for one round of iterative (online) DPO: ``samples_per_prompt``
+    responses per problem sampled from ``policy``, one pair per problem with two distinct
+    samples, labelled by ``annotator``. Returns (pairs, PairTensors)."""
+    import numpy as np
+
+    from rlcourse.llm import reward_model as rmod
+
+    check_positive_int(samples_per_prompt, "samples_per_prompt")
+    samples = rmod.sample_responses(policy, tokenizer, problems, samples_per_prompt,
+                                    temperature, seed=seed)
+    pairs = rmod.onpolicy_pairs(problems, samples, annotator, np.random.default_rng([seed, 12]))
+    if not pairs:
+        raise ValueError("every problem's samples were identical: no pair to train on")
+    return pairs, rmod.encode_pairs(tokenizer, pairs)
+
+
+def reward_accuracy(pol_chosen: Tensor, pol_rejected: Tensor, ref_chosen: Tensor,
+                    ref_rejected: Tensor, beta: float) -> tuple[Tensor, Tensor, float]:
+    """(implicit rewards of the chosen [B], of the rejected [B], reward accuracy), detached;
+    the accuracy is the fraction of pairs with chosen strictly above rejected (ties count 0)."""
+    with torch.no_grad():
+        r_w = implicit_reward(pol_chosen, ref_chosen, beta)
+        r_l = implicit_reward(pol_rejected, ref_rejected, beta)
+        _check_tensors(r_w=r_w, r_l=r_l)
+        return r_w, r_l, float((r_w > r_l).double().mean())
