@@ -667,9 +667,10 @@ for name, run in debug.items():
 #   model *does* change (the measured columns): the reference pass runs without gradients, so
 #   the loss still pushes chosen up and rejected down, with a constant weight σ(0) = ½ and no
 #   anchor at all. A DPO loss that never leaves ln 2 is a bug, not a hard dataset.
-# * *swapped* is the sign flip of Section 3 in code. Its own log looks healthy (the loss falls),
-#   but measured correctly its reward accuracy is far below ½, the chosen responses lose
-#   probability, and gold accuracy collapses: it learned the rejected answers.
+# * *swapped* is the sign flip of Section 3 in code. Its loss falls like a healthy run's; only
+#   the reward accuracy gives it away, in its own log as in the measurement: far below ½. The
+#   chosen responses lose probability and gold accuracy collapses: it learned the rejected
+#   answers. Log the reward accuracy, not only the loss.
 # * *averaged* divides each sequence log-prob by its length, so the logit, the margin and the
 #   distance from ln 2 shrink by roughly the response length: the loss creeps along just under
 #   ln 2 and β is effectively β/|y|. Here every response has 2-4 tokens and Adam rescales the
@@ -725,14 +726,14 @@ assert torch.allclose(z_resp, z_all, atol=1e-4)
 # frozen one its weights (activations and sampling buffers come on top and are not counted).
 
 # %%
-critic = rlhf.make_critic(policy)                  # the RM has the same shape: a transformer
-p_bytes, c_bytes = rlhf.parameter_bytes(policy), rlhf.parameter_bytes(critic)  # + scalar head
+critic, rm_shape = rlhf.make_critic(policy), rmod.build_reward_model(policy)  # untrained
+p_bytes, c_bytes, rm_bytes = (rlhf.parameter_bytes(m) for m in (policy, critic, rm_shape))
 memory = {"DPO": 4 * p_bytes + p_bytes, "DPO, reference log-probs precomputed": 4 * p_bytes,
-          "PPO": 4 * p_bytes + 4 * c_bytes + c_bytes + p_bytes}
+          "PPO": 4 * p_bytes + 4 * c_bytes + rm_bytes + p_bytes}
 for name, b in memory.items():
     print(f"{name:>38}: {b / 2**20:6.1f} MiB ({b / memory['PPO']:.2f} of PPO)")
 assert 0.4 < memory["DPO"] / memory["PPO"] < 0.6
-del critic
+del critic, rm_shape
 
 # %% [markdown]
 # With four equally sized models the ratio is one half because 5 copies replace 10, not by
