@@ -210,7 +210,7 @@ def trl_grpo(seed: int = 0, updates: int = 20, eval_every: int = 5, n_eval: int 
 # ---- DPO ----------------------------------------------------------------------------------------
 
 def course_dpo(seed: int = 0, steps: int = 60, eval_every: int = 20, n_eval: int = 200,
-               onpolicy_prompts: int = 400, progress: bool = True, sft_cfg=None, root=None,
+               onpolicy_prompts: int = 200, progress: bool = True, sft_cfg=None, root=None,
                **overrides) -> Run:
     """The course's :func:`rlcourse.llm.dpo.train` for ``steps`` steps on the annotator's pairs
     (with ``onpolicy_prompts`` prompts of SFT samples, fewer than the lab's, to save time)."""
@@ -225,7 +225,7 @@ def course_dpo(seed: int = 0, steps: int = 60, eval_every: int = 20, n_eval: int
 
 
 def trl_dpo(seed: int = 0, steps: int = 60, eval_every: int = 20, n_eval: int = 200,
-            onpolicy_prompts: int = 400, device: str = "cpu", sft_cfg=None, root=None,
+            onpolicy_prompts: int = 200, device: str = "cpu", sft_cfg=None, root=None,
             **overrides) -> Run:
     """TRL's ``DPOTrainer`` on the same preference pairs as :func:`course_dpo` (same seed),
     with the course's :class:`~rlcourse.llm.dpo.DPOConfig`: beta, learning rate, batch size,
