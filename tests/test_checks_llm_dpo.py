@@ -120,6 +120,35 @@ def step_reports_loss_after(policy, ref, optimizer, chosen, rejected, beta, max_
     return dpo.evaluate_pairs(policy, ref, chosen, rejected, beta)
 
 
+
+# ---- ipo_loss ------------------------------------------------------------------------------
+
+
+def _margin(pol_w, pol_l, ref_w, ref_l):
+    return (pol_w - ref_w.detach()) - (pol_l - ref_l.detach())
+
+
+def ipo_dpo_plus_regulariser(pol_w, pol_l, ref_w, ref_l, tau):
+    """E-08 in code: the DPO loss with a squared regulariser added."""
+    h = _margin(pol_w, pol_l, ref_w, ref_l)
+    return (-F.logsigmoid(h) + (h - 1 / (2 * tau)) ** 2).mean()
+
+
+def ipo_target_one_over_tau(pol_w, pol_l, ref_w, ref_l, tau):
+    """Targets 1 / tau instead of 1 / (2 tau)."""
+    return ((_margin(pol_w, pol_l, ref_w, ref_l) - 1 / tau) ** 2).mean()
+
+
+def ipo_scaled_by_tau(pol_w, pol_l, ref_w, ref_l, tau):
+    """Scales the margin by tau like DPO's beta."""
+    return ((tau * _margin(pol_w, pol_l, ref_w, ref_l) - 1 / (2 * tau)) ** 2).mean()
+
+
+def ipo_reference_not_detached(pol_w, pol_l, ref_w, ref_l, tau):
+    """Right values, gradient into the reference."""
+    return ((((pol_w - ref_w) - (pol_l - ref_l)) - 1 / (2 * tau)) ** 2).mean()
+
+
 WRONG_ANSWERS = {
     "llm_dpo.dpo_loss": {
         "sign-flipped": loss_sign_flipped,
@@ -141,9 +170,16 @@ WRONG_ANSWERS = {
         "no-clip": step_no_clip,
         "loss-after-step": step_reports_loss_after,
     },
+    "llm_dpo.ipo_loss": {
+        "dpo-plus-regulariser": ipo_dpo_plus_regulariser,
+        "target-one-over-tau": ipo_target_one_over_tau,
+        "scaled-by-tau": ipo_scaled_by_tau,
+        "reference-not-detached": ipo_reference_not_detached,
+    },
 }
 
 
 @pytest.mark.parametrize("name,candidate,expected", honesty_cases(WRONG_ANSWERS))
 def test_check_verdicts(name, candidate, expected):
     assert_verdict(name, candidate, expected)
+

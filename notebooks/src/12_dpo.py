@@ -16,8 +16,8 @@
 # 2. derive the DPO loss from it (reparameterise the reward, let $Z(x)$ cancel in the
 #    Bradley–Terry model), get its sign right and test it (ln 2 at the start, the preferred
 #    answer's likelihood must go up);
-# 3. implement the loss, the implicit reward and a DPO training step, and train the lab's model
-#    with them;
+# 3. implement the DPO loss, the implicit reward, a DPO training step and the IPO loss, and
+#    train with them;
 # 4. read DPO's training curves, including the likelihood displacement of both responses;
 # 5. say what IPO, KTO and ORPO change and show it on toys; compare offline and iterative DPO;
 # 6. diagnose a DPO run that is stuck at ln 2 or learns the wrong thing.
@@ -500,6 +500,24 @@ assert probe_log[-1]["reward_accuracy"] > 0.6
 #   plus λ times $-\log\sigma$ of the log odds ratio, $\text{odds}(y) = p/(1-p)$ with $p$ the
 #   length-normalised sequence probability (`dpo.orpo_loss`). One model, one stage.
 
+# %% [markdown]
+# ### Exercise 4: the IPO loss
+# Same inputs as `dpo_loss`, with τ in place of β. The margin $h$ is the *unscaled* difference
+# of the two log-ratios; the loss is the mean squared distance of $h$ from the target. The
+# toy below trains with your function.
+
+# %%
+def ipo_loss(pol_chosen, pol_rejected, ref_chosen, ref_rejected, tau):
+    """Mean IPO loss over B pairs (a scalar tensor); inputs [B] as in dpo_loss, tau > 0."""
+    ### BEGIN SOLUTION
+    h = (pol_chosen - ref_chosen.detach()) - (pol_rejected - ref_rejected.detach())
+    return ((h - 1.0 / (2.0 * tau)) ** 2).mean()
+    ### END SOLUTION
+
+
+ipo_loss = check("llm_dpo.ipo_loss", ipo_loss)
+
+
 # %%
 gen = torch.Generator().manual_seed(1)
 fam_ref = torch.log_softmax(torch.randn(8, 4, generator=gen, dtype=torch.float64), -1)
@@ -510,9 +528,9 @@ def family_loss(kind: str, lp: torch.Tensor, beta: float) -> torch.Tensor:
     """Loss of the toy policy's log-probs lp [8, 4] (response 0 preferred to response 1)."""
     w, l, rw, rl = lp[:, 0], lp[:, 1], fam_ref[:, 0], fam_ref[:, 1]
     if kind == "DPO":
-        return dpo.dpo_loss(w, l, rw, rl, beta)
+        return dpo_loss(w, l, rw, rl, beta)
     if kind == "IPO":
-        return dpo.ipo_loss(w, l, rw, rl, TAU)
+        return ipo_loss(w, l, rw, rl, TAU)
     if kind == "KTO":
         z0 = (lp.exp() * (lp - fam_ref)).sum(-1).mean().clamp(min=0).detach()  # exact KL
         labels = torch.cat([torch.ones(8, dtype=torch.bool), torch.zeros(8, dtype=torch.bool)])

@@ -145,3 +145,27 @@ def _(fn: Callable) -> None:
     for (name, p), q in zip(pol.named_parameters(), want_pol.parameters()):
         expect_close(p.detach(), q.detach(), f"policy parameter {name} after two steps "
                      "(zero the gradients, clip to max_grad_norm, then step)", atol=1e-5)
+
+
+@_register("llm_dpo.ipo_loss", dpo.ipo_loss,
+           "IPO works on the unscaled margin h = (log pi_w - log pi_ref,w) - (log pi_l - "
+           "log pi_ref,l), with no beta and no sigmoid: it regresses h onto the target "
+           "1 / (2 tau) with a squared error, averaged over pairs. Detach the reference.")
+def _(fn: Callable) -> None:
+    w, l = [-2.0, -5.0, -1.0, -4.0], [-3.0, -1.0, -6.0, -4.5]
+    rw, rl = [-2.5, -4.0, -1.5, -3.0], [-2.0, -2.0, -5.0, -4.0]
+    h = [(a - c) - (b - d) for a, b, c, d in zip(w, l, rw, rl)]
+    for tau in (0.25, 1.0):
+        want = sum((x - 1 / (2 * tau)) ** 2 for x in h) / len(h)
+        expect_close(call_with(fn, f"four pairs, tau = {tau}", _t(w), _t(l), _t(rw), _t(rl), tau),
+                     want, f"IPO loss of four pairs with tau = {tau} (margins h = {h}, target "
+                     f"{1 / (2 * tau)})")
+    at_target = call_with(fn, "a pair exactly at the target", _t([-1.0]), _t([-3.0]),
+                          _t([-2.0]), _t([-2.0]), 0.25)
+    expect_close(at_target, 0.0, "a pair whose margin equals the target 1 / (2 * 0.25) = 2")
+    pw, qw = _t(w).requires_grad_(True), _t(rw).requires_grad_(True)
+    loss = call_with(fn, "four pairs with gradients", pw, _t(l), qw, _t(rl), 0.25)
+    expect_true(isinstance(loss, torch.Tensor) and loss.requires_grad,
+                "the loss must be a tensor that carries the policy's gradient")
+    loss.backward()
+    expect_true(qw.grad is None, "a gradient reached the reference log-probs: detach them")
