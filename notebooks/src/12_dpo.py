@@ -650,9 +650,11 @@ assert before2["logp_rejected"] - after2["logp_rejected"] > before2["logp_chosen
 #
 # DPO has few moving parts, and each of them can be wired wrong without any error message. Five
 # short runs (25 steps of 32 pairs from the SFT model), a healthy one and four with a planted
-# bug (`dpo.debug_dpo_step`). Each logs what its own code computes; then we measure every
-# policy the same, correct way on the probe pairs, and by its held-out gold accuracy. Before
-# reading the answers, try to name each run's symptom from the table.
+# bug (`dpo.debug_dpo_step`). Each logs what its own code computes (last five steps); then we
+# measure every policy the same, correct way on the probe pairs of Section 5 (loss, reward
+# accuracy, and `d log pi(y_w)`, the change of the chosen responses' mean log-prob since the
+# SFT model), and by its held-out gold accuracy. Before reading the answers, try to name each
+# run's symptom from the table.
 #
 # | run | the bug |
 # |---|---|
