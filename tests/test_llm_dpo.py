@@ -488,3 +488,37 @@ def test_onpolicy_round_pairs_labels_distinct_samples():
     assert all(p.chosen != p.rejected for p in pairs)
     with pytest.raises(ValueError, match="samples_per_prompt"):
         dpo.onpolicy_round_pairs(policy, tok, problems, ann.Annotator(), 0, samples_per_prompt=0)
+
+
+def test_pair_logprobs_rejects_pairs_whose_prompts_differ():
+    from rlcourse.llm import model as lm
+    from rlcourse.llm.sft import make_batch
+
+    tok = lm.build_tokenizer()
+    policy = lm.build_model(tok, lm.ModelConfig(n_embd=16, n_layer=1, n_head=2), seed=0)
+    both = make_batch(tok, ["12+35=", "40+41=", "12+35=", "40+42="], ["47", "81", "46", "80"])
+
+    def rows(idx):
+        return type(both)(*(t[idx] for t in (both.input_ids, both.attention_mask,
+                                             both.response_mask, both.all_mask)))
+
+    chosen, same, other = rows([0, 1]), rows([2, 1]), rows([2, 3])
+    c, r = dpo.pair_logprobs(policy, chosen, same)  # same prompts: fine
+    assert c.shape == r.shape == (2,)
+    with pytest.raises(ValueError, match="prompts differ: first at row 1"):
+        dpo.pair_logprobs(policy, chosen, other)
+    with pytest.raises(ValueError, match="prompts differ"):
+        dpo.pair_logprobs_as(policy, chosen, other, average=True)
+    with pytest.raises(ValueError, match="2 chosen rows but 1 rejected"):
+        dpo.check_same_prompt_tokens(chosen, rows([2]))
+
+
+def test_responses_longer_than_the_context_are_rejected():
+    from rlcourse.llm import annotator
+    from rlcourse.llm import model as lm
+    from rlcourse.llm import reward_model as rmod
+
+    tok = lm.build_tokenizer()
+    long_pair = annotator.PreferencePair("12+35=", "4" * 12, "46")
+    with pytest.raises(ValueError, match="more than the context of 16"):
+        rmod.encode_pairs(tok, [long_pair])

@@ -451,3 +451,14 @@ def test_grpo_update_reports_the_sampling_policy_entropy():
     vocab = policy.config.vocab_size
     assert row["entropy"] == pytest.approx(math.log(vocab), rel=1e-5)
     assert {"reward", "kl", "clip_fraction"} <= set(row)
+
+
+def test_grpo_rejects_responses_longer_than_the_context(tmp_path):
+    from rlcourse.llm import model as lm
+    from rlcourse.llm.sft import SFTConfig
+
+    tiny = SFTConfig(model=lm.ModelConfig(n_embd=16, n_layer=1, n_head=2), pretrain_steps=2,
+                     sft_steps=1, batch_size=8, warmup=1, n_heldout=20)
+    with pytest.raises(ValueError, match="more than the context of 16 - 20 new tokens"):
+        grpo.train(0, progress=False, sft_cfg=tiny, root=tmp_path, updates=1, n_prompts=2,
+                   group_size=2, max_new_tokens=20, eval_every=0, n_eval=10)

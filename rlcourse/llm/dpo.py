@@ -302,11 +302,34 @@ class DPOConfig:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
 
 
+def check_same_prompt_tokens(chosen, rejected) -> None:
+    """Raise ``ValueError`` unless row i of the chosen and the rejected
+    :class:`rlcourse.llm.sft.Batch` start with the same prompt tokens, for every i (the
+    tokenised form of :func:`check_same_prompts`; ``response_mask`` marks where answers start)."""
+    if chosen.input_ids.shape[0] != rejected.input_ids.shape[0]:
+        raise ValueError(f"{chosen.input_ids.shape[0]} chosen rows but "
+                         f"{rejected.input_ids.shape[0]} rejected rows")
+    start_c = chosen.response_mask.float().argmax(1) + 1   # first response token of each row
+    start_r = rejected.response_mask.float().argmax(1) + 1
+    width = min(chosen.input_ids.shape[1], rejected.input_ids.shape[1])
+    pos = torch.arange(width, device=chosen.input_ids.device)
+    in_prompt = pos[None, :] < start_c[:, None]
+    differ = (start_c != start_r) | ((chosen.input_ids[:, :width] != rejected.input_ids[:, :width])
+                                     & in_prompt).any(1)
+    if bool(differ.any()):
+        i = int(differ.nonzero()[0])
+        raise ValueError(f"preference pairs whose prompts differ: first at row {i} (prompt "
+                         f"tokens {chosen.input_ids[i, :int(start_c[i])].tolist()} vs "
+                         f"{rejected.input_ids[i, :int(start_r[i])].tolist()})")
+
+
 def pair_logprobs(model, chosen, rejected) -> tuple[Tensor, Tensor]:
     """Sequence log-probs [B] of the chosen and rejected rows (right-padded
-    :class:`rlcourse.llm.sft.Batch` of one width), response tokens only, in one forward pass."""
+    :class:`rlcourse.llm.sft.Batch` of one width), response tokens only, in one forward pass.
+    Raises ``ValueError`` if a pair's two rows have different prompts."""
     from rlcourse.llm.logprobs import model_token_logprobs, sequence_logprob
 
+    check_same_prompt_tokens(chosen, rejected)
     n = chosen.input_ids.shape[0]
     ids = torch.cat([chosen.input_ids, rejected.input_ids])
     mask = torch.cat([chosen.attention_mask, rejected.attention_mask])
@@ -439,6 +462,7 @@ def pair_logprobs_as(model, chosen, rejected, *, average: bool = False,
     """
     from rlcourse.llm.logprobs import model_token_logprobs
 
+    check_same_prompt_tokens(chosen, rejected)
     n = chosen.input_ids.shape[0]
     ids = torch.cat([chosen.input_ids, rejected.input_ids])
     attn = torch.cat([chosen.attention_mask, rejected.attention_mask])
