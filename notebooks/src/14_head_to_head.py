@@ -20,7 +20,9 @@
 # 4. tell an outcome reward model from a process reward model, and say what each costs to label
 #    and what step-level search buys;
 # 5. place GRPO, Dr. GRPO, RLOO, REINFORCE++, PPO and DPO in one table (baseline, normalisation,
-#    KL placement, models), and answer the standard interview questions on Part III.
+#    KL placement, models), and answer the standard interview questions on Part III;
+# 6. run the same GRPO and DPO through TRL's trainers, knowing which of its defaults change the
+#    algorithm (no KL term, token-level loss, a tiny learning rate, the appended end token).
 #
 # **Notation.** $x$ a prompt, $y$ a response, $\pi_\text{ref}$ the frozen SFT model, N the number
 # of samples drawn per prompt at test time. *Gold accuracy* is greedy exact-match accuracy on the
@@ -586,6 +588,137 @@ assert np.all(mc[~example] == 0)
 # and pass@k should be reported with the unbiased estimator.
 
 # %% [markdown]
+# ## 6. From scratch to the library: the same runs in TRL
+#
+# Notebooks 11-13 wrote every line of RLHF-PPO, DPO and GRPO so that each could be read and
+# tested. In practice you will use a library, most often Hugging Face's **TRL**, whose
+# `GRPOTrainer` and `DPOTrainer` implement the algorithms of notebooks 13 and 12. The step from
+# one to the other is small if you know what the library decides for you.
+# `rlcourse.llm.trl_bridge` runs both trainers on *the same* cached SFT model, the same gold
+# reward and the same preference pairs as the course's `grpo.train` and `dpo.train`, with every
+# setting that differs by default written out, so that the two runs differ only in the code that
+# executes them.
+#
+# TRL is an optional extra: `pip install -e ".[trl]"` (`make test` installs it). Without it this
+# section prints that line and skips its cells.
+#
+# **Read the defaults before the curves.** Three of TRL's defaults change the algorithm, not
+# just its speed; the cell below reads them from the installed version:
+# * `GRPOConfig.beta` is 0: **no KL term** toward the reference unless you set one. The course's
+#   GRPO uses β = 0.04 with the k3 estimator (notebook 13), so the bridge sets it.
+# * `GRPOConfig.loss_type` is `"dapo"`: one average over all tokens of the batch, DAPO's
+#   token-level loss, not GRPO's mean over each response's tokens and then over responses
+#   (notebook 13 worked out the per-token weights of each). The bridge asks for `"grpo"`.
+# * Both trainers' learning rate is 1e-6, sized for models with billions of parameters. On our
+#   0.8M-parameter GPT nothing would move; the bridge uses the course's 1e-4.
+# * `DPOTrainer` **appends the end-of-sequence token** to the chosen and rejected texts itself,
+#   so their log-probabilities include the decision to stop, as the course's pair encoder does.
+#   A pipeline that adds the token itself and then hands the text to a library that adds it
+#   again scores a different sequence from the one it sampled; the cell after next checks
+#   that every tokenised chosen response ends with exactly the one end token.
+
+# %%
+from rlcourse.llm import trl_bridge
+
+trl_reason = trl_bridge.missing()
+if trl_reason is not None:
+    print(f"[SKIP] {trl_reason}")
+else:
+    trl_defaults = trl_bridge.trl_defaults()
+    print(f"TRL {trl_defaults['trl']} defaults: GRPO beta = {trl_defaults['grpo_beta']}, "
+          f"loss_type = {trl_defaults['grpo_loss_type']!r}, "
+          f"learning rate = {trl_defaults['grpo_learning_rate']:.0e}; "
+          f"DPO beta = {trl_defaults['dpo_beta']}, "
+          f"learning rate = {trl_defaults['dpo_learning_rate']:.0e}")
+    # the prose above describes these defaults; if a new TRL changes them, the text must change
+    assert trl_defaults["grpo_beta"] == 0.0 and trl_defaults["grpo_loss_type"] == "dapo"
+    assert trl_defaults["grpo_learning_rate"] < 1e-5 and trl_defaults["dpo_learning_rate"] < 1e-5
+
+# %% [markdown]
+# **The same runs, live.** GRPO for 20 updates (16 prompts × 8 samples each) and DPO for 60
+# steps (64 pairs each) from the SFT model of seed 0, evaluated on the same 200 held-out
+# prompts at the same steps. The DPO pairs are the annotator's, on synthetic candidates and on
+# SFT samples of 200 training prompts (fewer than the lab's, to save time); both sides get the
+# same list. The seconds are wall-clock of each training loop with its evaluations.
+
+# %%
+TRL_GRPO_UPDATES, TRL_DPO_STEPS, TRL_PAIR_PROMPTS = 20, 60, 200
+lib_runs = {}
+if trl_reason is None:
+    lib_runs["GRPO"] = (trl_bridge.course_grpo(0, updates=TRL_GRPO_UPDATES, eval_every=5),
+                        trl_bridge.trl_grpo(0, updates=TRL_GRPO_UPDATES, eval_every=5))
+    lib_runs["DPO"] = (trl_bridge.course_dpo(0, steps=TRL_DPO_STEPS, eval_every=20,
+                                             onpolicy_prompts=TRL_PAIR_PROMPTS),
+                       trl_bridge.trl_dpo(0, steps=TRL_DPO_STEPS, eval_every=20,
+                                          onpolicy_prompts=TRL_PAIR_PROMPTS))
+    print(f"{'run':<18} {'gold acc: start -> end':>24} {'KL (nats)':>10} {'s/step':>8}")
+    for ours, theirs in lib_runs.values():
+        for r in (ours, theirs):
+            print(f"{r.name:<18} {r.gold_accuracy[0]:>13.3f} -> {r.gold_accuracy[-1]:.3f} "
+                  f"{r.final['kl_to_ref']:>10.2f} {r.seconds_per_step:>8.2f}")
+    trl_dpo_run, trl_grpo_run = lib_runs["DPO"][1], lib_runs["GRPO"][1]
+    print(f"TRL's first DPO loss {trl_dpo_run.extra['loss'][0]:.4f} (ln 2 = {np.log(2):.4f}); "
+          f"first GRPO KL {trl_grpo_run.extra['kl'][0]:.4f}; chosen responses ending with "
+          f"the end token: {trl_dpo_run.extra['chosen_ends_with_eos']:.0%}")
+    # the library computes the same quantities as notebooks 12 and 13: at step 1 the policy is
+    # the reference, so DPO's loss is ln 2 and GRPO's KL is 0; TRL added the end token itself
+    assert abs(trl_dpo_run.extra["loss"][0] - np.log(2)) < 1e-3
+    assert abs(trl_grpo_run.extra["kl"][0]) < 1e-6
+    assert trl_dpo_run.extra["chosen_ends_with_eos"] == 1.0
+    for ours, theirs in lib_runs.values():
+        assert ours.steps == theirs.steps and ours.gold_accuracy[0] == theirs.gold_accuracy[0]
+    assert lib_runs["DPO"][0].gold_accuracy[-1] >= lib_runs["DPO"][0].gold_accuracy[0] + 0.1
+
+# %%
+if lib_runs:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, (algo, runs) in zip(axes, lib_runs.items()):
+        for r, style in zip(runs, ("o-", "s--")):
+            ax.plot(r.steps, r.gold_accuracy, style, label=r.name)
+        ax.set(title=f"{algo}: the course's trainer and TRL's, seed 0",
+               xlabel="optimiser step", ylabel="greedy gold accuracy (200 prompts)")
+        ax.legend()
+    plt.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# One seed of 20 GRPO updates is noisy: a single unlucky update can cost both trainers ten
+# points. The stored comparison below runs both trainers on three seeds with the same settings
+# (`python -m rlcourse.llm.trl_bridge --seeds 3 --out results/lab/trl_compare.json`, on one
+# thread of an otherwise idle 2-core machine).
+
+# %%
+trl_store = Path(rlcourse.__file__).resolve().parents[1] / "results" / "lab" / "trl_compare.json"
+trl_cmp = json.loads(trl_store.read_text(encoding="utf-8"))
+print(f"TRL {trl_cmp['trl']}, seeds {trl_cmp['seeds']}: GRPO {trl_cmp['grpo_updates']} updates, "
+      f"DPO {trl_cmp['dpo_steps']} steps")
+print(f"{'':<6} {'side':<7} {'final gold acc (per seed)':<34} {'KL':>6} {'s/step':>7}")
+for algo in ("grpo", "dpo"):
+    for side in ("course", "trl"):
+        per = ", ".join(f"{r['final_gold_accuracy']:.2f}" for r in trl_cmp[algo][side])
+        med = trl_cmp["median"][algo][side]
+        print(f"{algo.upper():<6} {side:<7} {med['final_gold_accuracy']:.3f} ({per}){'':<6} "
+              f"{med['kl_to_ref']:>6.2f} {med['seconds_per_step']:>7.2f}")
+slower = {algo: trl_cmp["median"][algo]["trl"]["seconds_per_step"]
+          / trl_cmp["median"][algo]["course"]["seconds_per_step"] for algo in ("grpo", "dpo")}
+print(f"TRL's time per step relative to the course's loop: GRPO {slower['grpo']:.2f}x, "
+      f"DPO {slower['dpo']:.2f}x")
+for algo in ("grpo", "dpo"):
+    med = trl_cmp["median"][algo]
+    assert abs(med["trl"]["final_gold_accuracy"] - med["course"]["final_gold_accuracy"]) < 0.1
+
+# %% [markdown]
+# **Reading the comparison.** Same algorithm, same model, same data: the library's runs and the
+# course's land within the spread over seeds of each other, and a single seed can differ more
+# than the medians do (GRPO's seed 0 above). The time per step differs for ordinary reasons.
+# With one optimiser epoch per batch the ratio is exactly 1 at the only step, and TRL's GRPO
+# skips the forward pass that would compute the old log-probs; the course's loop, written for
+# any number of epochs, always makes it (and one more to log the entropy). Neither difference
+# is a reason to prefer one over the other. Write the loop to understand the algorithm; use the
+# library to scale it (several GPUs, fast generation servers, adapters), after testing it
+# against your loop on a small problem, as here, and after reading its defaults.
+
+# %% [markdown]
 # ## Common misconceptions
 #
 # * "DeepSeek-R1 is GRPO with rule rewards applied to the base model." That describes
@@ -622,6 +755,9 @@ assert np.all(mc[~example] == 0)
 # * Critic-free baselines: group mean (GRPO, with std; Dr. GRPO without), leave-one-out (RLOO),
 #   batch mean (REINFORCE++); KL in the reward (PPO, REINFORCE++) or in the loss (GRPO).
 # * R1-Zero = RL on the base model; R1 = cold-start SFT, RL, rejection sampling, SFT, RL.
+# * Before trusting a library's curve, read its defaults: TRL's GRPO has no KL term (β = 0)
+#   and a token-level loss unless told otherwise, and both trainers' learning rate suits
+#   billion-parameter models, not ours.
 
 # %% [markdown]
 # ## Further reading
@@ -644,6 +780,8 @@ assert np.all(mc[~example] == 0)
 # * Wang et al., *Math-Shepherd* (2023): Monte Carlo step labels for PRMs.
 # * Snell et al., *Scaling LLM Test-Time Compute Optimally can be More Effective than Scaling
 #   Model Parameters* (2024): when test-time compute helps, and when it does not.
+# * von Werra et al., *TRL: Transformer Reinforcement Learning* (GitHub, huggingface/trl): the
+#   library of Section 6; read its GRPO and DPO trainer documentation for every default.
 
 # %% [markdown]
 # ## Interview questions
@@ -932,13 +1070,16 @@ rlcourse.results.record(
     title="Head to head, and reasoning at test time",
     topics="RM+PPO vs DPO vs GRPO (lab bench, 3 seeds), measured model memory, best-of-N with "
            "verifier and RM, majority vote, accuracy vs N, ORM vs PRM toy, critic-free table, "
-           "Part III interview bank",
+           "Part III interview bank, the same GRPO and DPO through TRL",
     headline=(f"gain over SFT: GRPO {gain['grpo']:+.2f}, DPO {gain['dpo']:+.2f}, PPO gold "
               f"{gain['ppo_gold']:+.2f}, RM+PPO {gain['ppo']:+.2f}; test time N=1->32: verifier "
               f"{oracle[0]:.2f}->{oracle[-1]:.2f}, RM {rm_curve[0]:.2f}->{rm_curve[-1]:.2f}, "
-              f"majority {vote_curve[0]:.2f}->{vote_curve[-1]:.2f}"),
+              f"majority {vote_curve[0]:.2f}->{vote_curve[-1]:.2f}; TRL time per step vs the "
+              f"course's (stored, 3 seeds): GRPO {slower['grpo']:.2f}x, DPO {slower['dpo']:.2f}x"),
     metrics={"grpo_gain": gain["grpo"], "dpo_gain": gain["dpo"], "ppo_gain": gain["ppo"],
              "ppo_gold_gain": gain["ppo_gold"], "oracle_32": oracle[-1], "rm_32": rm_curve[-1],
-             "vote_32": vote_curve[-1], "rm_best_of_8_live": live["reward model"]},
+             "vote_32": vote_curve[-1], "rm_best_of_8_live": live["reward model"],
+             "trl_grpo_step_ratio": slower["grpo"], "trl_dpo_step_ratio": slower["dpo"],
+             "trl_ran_live": bool(lib_runs)},
 )
 print(f"total time {session.elapsed():.1f} s, CPU {time.process_time() - cpu_start:.1f} s")
