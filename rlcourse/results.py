@@ -142,7 +142,13 @@ def lab_table(path: str | Path) -> str:
                     f" | {_lab_cell(m.get('response_length'), '{:.2f}')}"
                     f" | {_lab_cell(m.get('gain_over_sft'), '{:+.1f}', 100)} |")
     seeds = ", ".join(map(str, report["seeds"]))
-    return "\n".join(rows) + f"\n\nMedians over seeds {seeds}."
+    foot = f"\n\nMedians over seeds {seeds}."
+    if report.get("total_seconds") is not None:
+        per = ", ".join(f"{t:.0f}" for t in report.get("per_seed_total_seconds", []))
+        foot += (f" The whole pipeline, from an empty cache to the last stage: median "
+                 f"{report['total_seconds']:.0f} s per seed ({per}), {report.get('threads')} "
+                 f"torch thread(s).")
+    return "\n".join(rows) + foot
 
 
 def compare_table(path: str | Path) -> str:

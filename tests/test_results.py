@@ -126,6 +126,12 @@ def test_lab_table_and_readme(tmp_path, monkeypatch):
     assert lines[4] == ("| RLHF-PPO, learned RM | 100 | 75.0% (75%, 80%, 70%) | - | 0.250 | "
                         "0.50 | 2.10 | +20.0 |")
     assert lines[-1] == "Medians over seeds 0, 1, 2."
+    timed = tmp_path / "timed.json"
+    timed.write_text(json.dumps(dict(LAB_REPORT, total_seconds=279.2, threads=2,
+                                     per_seed_total_seconds=[267.4, 279.2, 304.4])))
+    assert results.lab_table(timed).splitlines()[-1] == (
+        "Medians over seeds 0, 1, 2. The whole pipeline, from an empty cache to the last "
+        "stage: median 279 s per seed (267, 279, 304), 2 torch thread(s).")
     assert results.load_lab(path) == LAB_REPORT
     with pytest.raises(FileNotFoundError, match="make lab-bench"):
         results.load_lab(tmp_path / "missing.json")
@@ -176,8 +182,7 @@ def test_compare_table_from_the_lab_json(tmp_path):
 
 def test_stored_compare_table_matches_the_readme():
     """The README's head-to-head table is generated from the stored lab report."""
-    if not results.LAB_FILE.is_file() or "compare" not in results.load_lab():
-        pytest.skip("no stored head-to-head yet (make lab-bench)")
+    assert "compare" in results.load_lab(), "rerun make lab-bench (it stores --compare)"
     readme = (results.LAB_FILE.parents[2] / "README.md").read_text(encoding="utf-8")
     assert (f"{results.COMPARE_START}\n{results.compare_table(results.LAB_FILE)}\n"
             f"{results.COMPARE_END}") in readme

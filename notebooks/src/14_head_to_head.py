@@ -49,7 +49,7 @@ cpu_start = time.process_time()
 # %% [markdown]
 # ## 1. Head to head: RM+PPO, DPO and GRPO from the same SFT model
 #
-# The lab bench (`python -m rlcourse.llm.lab --stages all --seeds 0 1 2 --json ...`, run by
+# The lab bench (`python -m rlcourse.llm.lab --stages all --seeds 3 --compare --json`, run by
 # `make lab-bench`) trains every method from the same cached SFT model of each seed and
 # evaluates it the same way. Four runs per seed:
 #
@@ -122,7 +122,7 @@ plt.show()
 gain = {s: r["gain_over_sft"] for s, r in rows.items()}
 assert min(gain["dpo"], gain["grpo"], gain["ppo_gold"]) >= 0.25
 assert gain["ppo"] < gain["ppo_gold"] - 0.1                 # the learned RM limits PPO
-assert rows["ppo"]["seed_std"] > 1.5 * max(rows[s]["seed_std"] for s in ("dpo", "grpo"))
+assert rows["ppo"]["seed_std"] > max(rows[s]["seed_std"] for s in ("ppo_gold", "dpo", "grpo"))
 assert rows["grpo"]["seconds"] < 0.6 * rows["ppo_gold"]["seconds"]
 assert rows["dpo"]["samples"] == 0 < rows["ppo"]["samples"] < rows["grpo"]["samples"]
 
