@@ -127,6 +127,35 @@ assert rows["grpo"]["seconds"] < 0.6 * rows["ppo_gold"]["seconds"]
 assert rows["dpo"]["samples"] == 0 < rows["ppo"]["samples"] < rows["grpo"]["samples"]
 
 # %% [markdown]
+# **At an equal budget.** PPO and GRPO both sample from the policy, so for these two an equal
+# number of *policy samples* is a meaningful budget. GRPO's default run draws twice PPO's, but
+# notebook 13's stored group-size sweep (`results/lab/grpo_group_sweep.json`, the same seeds
+# and defaults) evaluated GRPO along the way, so we can read it at PPO's budget.
+
+# %%
+SWEEP_JSON = LAB_JSON.parent / "grpo_group_sweep.json"
+grpo_sweep = json.loads(SWEEP_JSON.read_text(encoding="utf-8"))
+ppo_budget = rows["ppo_gold"]["samples"]
+grpo_cfg = report["config"]["grpo"]
+at_budget = [r["gold_accuracy"][r["samples"].index(ppo_budget)] for r in grpo_sweep["runs"]
+             if r["group_size"] == grpo_cfg["group_size"]
+             and r["n_prompts"] == grpo_cfg["n_prompts"] and ppo_budget in r["samples"]]
+grpo_at_budget = float(np.median(at_budget))
+grpo_secs_at_budget = rows["grpo"]["seconds"] * ppo_budget / rows["grpo"]["samples"]
+print(f"at {ppo_budget:,} policy samples: PPO with the gold reward {rows['ppo_gold']['gold_accuracy']:.3f} "
+      f"({rows['ppo_gold']['seconds']:.0f} s), GRPO {grpo_at_budget:.3f} (median of "
+      f"{len(at_budget)} seeds, about {grpo_secs_at_budget:.0f} s)")
+assert len(at_budget) >= 3 and grpo_at_budget < rows["ppo_gold"]["gold_accuracy"]
+
+# %% [markdown]
+# Per sample, PPO is the more efficient learner here: it takes four epochs of minibatch steps on
+# every batch and has a critic to lower the variance, where GRPO takes one step per batch. Per
+# second, GRPO is: its samples are cheaper (no critic to run or train), so it comes close to
+# PPO's accuracy in less wall-clock by drawing more of them. Which budget matters depends on
+# what is scarce: on a real LLM, generation dominates the cost and samples are the currency,
+# which is why GRPO variants reuse each batch for several epochs too.
+
+# %% [markdown]
 # What the numbers say, and what they do not:
 #
 # * **The reward decides.** PPO with the gold reward, GRPO (gold verifier) and DPO all end far
