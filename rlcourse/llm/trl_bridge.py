@@ -264,11 +264,12 @@ def trl_dpo(seed: int = 0, steps: int = 60, eval_every: int = 20, n_eval: int = 
 
 
 def _ends_with_eos(dataset, tokenizer) -> float:
-    """Fraction of the tokenised chosen responses in TRL's dataset that end with the EOS id
-    (TRL appends it; the texts handed over had none)."""
+    """Fraction of the tokenised chosen responses in TRL's dataset that end with the EOS id and
+    hold it exactly once (TRL appends it; the texts handed over had none)."""
     key = next(k for k in ("chosen_input_ids", "chosen_ids") if k in dataset.column_names)
-    ids = dataset[key]
-    return float(np.mean([len(r) > 0 and r[-1] == tokenizer.eos_token_id for r in ids]))
+    eos = tokenizer.eos_token_id
+    return float(np.mean([len(r) > 0 and r[-1] == eos and list(r).count(eos) == 1
+                          for r in dataset[key]]))
 
 
 # ---- the stored comparison (notebook 14 reads results/lab/trl_compare.json) ---------------------
