@@ -91,3 +91,16 @@ def test_cli_rejects_bad_seeds(capsys):
     with pytest.raises(SystemExit) as exc:
         trl_bridge.main(["--seeds", "0"])
     assert exc.value.code == 2 and "--seeds must be at least 1" in capsys.readouterr().err
+
+
+def test_end_token_check_counts_missing_and_doubled_end_tokens():
+    class Data:
+        column_names = ["prompt_input_ids", "chosen_input_ids"]
+
+        def __getitem__(self, key):
+            return [[4, 5, 2], [4, 5], [4, 2, 2], [2]]  # ok, missing, doubled, ok
+
+    class Tok:
+        eos_token_id = 2
+
+    assert trl_bridge._ends_with_eos(Data(), Tok()) == 0.5
