@@ -477,6 +477,25 @@ def test_run_dpo_starts_at_ln2_and_evaluates_at_the_end():
     assert len(h["loss"]) == 7 and h["reward_margin"][-1] > 0
 
 
+def test_run_dpo_with_precomputed_reference_matches_the_per_step_reference():
+    """train()'s path (reference log-probs computed once) and notebook 12's (a reference pass
+    per step) are the same loop and give the same run; no end evaluation when asked."""
+    import copy
+
+    policy, ref, _, data = _tiny_pairs()
+    cfg = dpo.DPOConfig(steps=6, batch_size=4, lr=1e-2, warmup=1, eval_every=3)
+    per_step = dpo.run_dpo(copy.deepcopy(policy), ref, data, cfg, progress=False,
+                           accuracy=lambda: 0.5)
+    once = dpo.run_dpo(copy.deepcopy(policy), None, data, cfg, progress=False,
+                       accuracy=lambda: 0.5, ref_logps=dpo.reference_logprobs(ref, data),
+                       eval_at_end=False)
+    assert once["loss"] == pytest.approx(per_step["loss"], abs=1e-5)
+    assert once["eval_step"] == [3] and per_step["eval_step"] == [3, 6]
+    with pytest.raises(ValueError, match="either ref_logps"):
+        dpo.run_dpo(policy, ref, data, cfg, progress=False, step_fn=dpo.dpo_step_with_reference,
+                    ref_logps=dpo.reference_logprobs(ref, data))
+
+
 def test_onpolicy_round_pairs_labels_distinct_samples():
     from rlcourse.llm import annotator as ann
     from rlcourse.llm import task

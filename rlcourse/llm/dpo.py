@@ -356,12 +356,20 @@ def dpo_step(policy, optimizer, chosen, rejected, ref_chosen: Tensor, ref_reject
     :func:`dpo_metrics` and the mean sequence log-probs of both sides."""
     pol_c, pol_r = pair_logprobs(policy, chosen, rejected)
     loss = dpo_loss(pol_c, pol_r, ref_chosen, ref_rejected, beta)
+    return _step_and_report(policy, optimizer, loss, pol_c, pol_r, ref_chosen, ref_rejected,
+                            beta, max_grad_norm)
+
+
+def _step_and_report(policy, optimizer, loss: Tensor, pol_c: Tensor, pol_r: Tensor,
+                     ref_c: Tensor, ref_r: Tensor, beta: float,
+                     max_grad_norm: float) -> dict[str, float]:
+    """Backward ``loss``, clip, step; the loss, :func:`dpo_metrics` and mean log-probs [B]."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
     optimizer.step()
     return {"loss": float(loss.detach()),
-            **dpo_metrics(pol_c.detach(), pol_r.detach(), ref_chosen, ref_rejected, beta),
+            **dpo_metrics(pol_c.detach(), pol_r.detach(), ref_c, ref_r, beta),
             "logp_chosen": float(pol_c.detach().mean()),
             "logp_rejected": float(pol_r.detach().mean())}
 
@@ -412,36 +420,12 @@ def train(seed: int = 0, *, progress: bool = True, sft_cfg=None, root=None,
 
 def _dpo_loop(policy, data, ref_c: Tensor, ref_r: Tensor, cfg: DPOConfig, seed: int,
               progress: bool, accuracy) -> dict:
-    """The training loop of :func:`train`: AdamW with warm-up and cosine decay on random
-    minibatches, :func:`dpo_step` each; ``accuracy()`` every ``cfg.eval_every`` steps."""
-    from tqdm.auto import tqdm
-
-    from rlcourse.llm.sft import lr_at
-
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(int(seed))
-    hist: dict = {"eval_step": [], "gold_accuracy": []}
+    """The training loop of :func:`train`: :func:`run_dpo` with the reference log-probs
+    computed once, ``accuracy()`` every ``cfg.eval_every`` steps (``train`` evaluates the end
+    itself), and the loop's wall and CPU ``seconds``/``cpu_seconds``."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    policy.train()
-    bar = tqdm(range(cfg.steps), desc=f"DPO seed {seed}", disable=not progress, leave=False,
-               mininterval=1.0)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
-        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
-        row = dpo_step(policy, opt, *data.rows(idx), ref_c[idx], ref_r[idx], cfg.beta,
-                       cfg.max_grad_norm)
-        for k, v in row.items():
-            hist.setdefault(k, []).append(v)
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            policy.eval()
-            hist["eval_step"].append(step + 1)
-            hist["gold_accuracy"].append(accuracy())
-            policy.train()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['reward_accuracy']:.2f}")
-    bar.close()
-    policy.eval()
+    hist = run_dpo(policy, None, data, cfg, seed=seed, accuracy=accuracy, progress=progress,
+                   desc=f"DPO seed {seed}", ref_logps=(ref_c, ref_r), eval_at_end=False)
     hist["seconds"], hist["cpu_seconds"] = time.perf_counter() - wall0, time.process_time() - cpu0
     return hist
 
@@ -507,14 +491,8 @@ def debug_dpo_step(policy, ref, optimizer, chosen, rejected, beta: float,
         loss = -F.logsigmoid(beta * ((ref_c - pol_c) - (ref_r - pol_r))).mean()
     else:
         loss = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
-    optimizer.step()
-    return {"loss": float(loss.detach()),
-            **dpo_metrics(pol_c.detach(), pol_r.detach(), ref_c, ref_r, beta),
-            "logp_chosen": float(pol_c.detach().mean()),
-            "logp_rejected": float(pol_r.detach().mean())}
+    return _step_and_report(policy, optimizer, loss, pol_c, pol_r, ref_c, ref_r, beta,
+                            max_grad_norm)
 
 
 @torch.no_grad()
@@ -529,16 +507,30 @@ def evaluate_pairs(policy, ref, chosen, rejected, beta: float) -> dict[str, floa
 
 
 def run_dpo(policy, ref, data, cfg: DPOConfig, *, seed: int = 0, step_fn=None,
-            accuracy=None, progress: bool = True, desc: str = "DPO") -> dict[str, list]:
+            accuracy=None, progress: bool = True, desc: str = "DPO",
+            ref_logps: tuple[Tensor, Tensor] | None = None,
+            eval_at_end: bool = True) -> dict[str, list]:
     """``cfg.steps`` DPO steps on random minibatches of ``data`` (PairTensors) with AdamW,
     warm-up and cosine decay, each ``step_fn(policy, ref, opt, chosen, rejected, beta,
-    max_grad_norm) -> dict`` (default :func:`dpo_step_with_reference`). Returns the per-step
-    history, plus ``eval_step``/``gold_accuracy`` from ``accuracy()`` every ``cfg.eval_every``
-    steps and at the end (when ``accuracy`` is given)."""
+    max_grad_norm) -> dict`` (default :func:`dpo_step_with_reference`). With ``ref_logps``,
+    the reference's log-probs of every pair ([N], [N], computed once), each step is
+    :func:`dpo_step` on their rows instead (no ``ref`` or ``step_fn`` then). Returns the
+    per-step history, plus ``eval_step``/``gold_accuracy`` from ``accuracy()`` every
+    ``cfg.eval_every`` steps and, with ``eval_at_end``, at the end (when ``accuracy`` is
+    given)."""
     from tqdm.auto import tqdm
 
     from rlcourse.llm.sft import lr_at
 
+    if ref_logps is not None:
+        if step_fn is not None:
+            raise ValueError("pass either ref_logps (precomputed reference) or step_fn")
+        ref_c, ref_r = ref_logps
+
+        def step_fn(policy, _ref, opt, chosen, rejected, beta, max_grad_norm):
+            # idx: the rows of this step's minibatch, drawn in the loop below
+            return dpo_step(policy, opt, chosen, rejected, ref_c[idx], ref_r[idx], beta,
+                            max_grad_norm)
     step_fn = step_fn or dpo_step_with_reference
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(int(seed))
@@ -553,8 +545,8 @@ def run_dpo(policy, ref, data, cfg: DPOConfig, *, seed: int = 0, step_fn=None,
         for k, v in row.items():
             hist.setdefault(k, []).append(float(v))
         last = step + 1 == cfg.steps
-        if accuracy is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every
-                                              == 0)):
+        if accuracy is not None and ((last and eval_at_end) or (
+                cfg.eval_every and (step + 1) % cfg.eval_every == 0 and not last)):
             policy.eval()
             hist["eval_step"].append(step + 1)
             hist["gold_accuracy"].append(float(accuracy()))
