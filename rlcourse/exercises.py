@@ -208,6 +208,53 @@ def call_with(fn: Callable[..., Any], what: str, *args: Any, **kwargs: Any) -> A
         raise CheckFailure(f"{what}: your function raised {type(err).__name__}: {err}") from None
 
 
+def expect_params_close(got: Any, expected: Any, what: str, atol: float = 1e-5,
+                        hint: str = "") -> None:
+    """Raise :class:`CheckFailure` unless two modules (or state dicts) hold the same parameters.
+
+    Built for algorithm-step checks: run the learner's update and the reference on copies of the
+    same network, optimiser state and batch, then compare. The message names the parameter
+    with the largest difference, e.g. "parameters differ after your update: largest difference
+    0.31 in critic.2.weight", followed by ``hint`` (what usually causes it).
+    """
+    g = got.state_dict() if hasattr(got, "state_dict") else dict(got)
+    e = expected.state_dict() if hasattr(expected, "state_dict") else dict(expected)
+    if set(g) != set(e):
+        raise CheckFailure(f"{what}: the network's parameter names changed: expected "
+                           f"{sorted(e)}, got {sorted(g)}")
+    worst_name, worst = "", 0.0
+    for name, ref in e.items():
+        ref_arr = np.asarray(_to_numpy(ref), dtype=float)
+        arr = np.asarray(_to_numpy(g[name]), dtype=float)
+        if arr.shape != ref_arr.shape:
+            raise CheckFailure(f"{what}: {name} has shape {arr.shape}, expected {ref_arr.shape}")
+        diff = float(np.max(np.abs(arr - ref_arr))) if arr.size else 0.0
+        if not np.isfinite(diff):
+            diff = float("inf")
+        if diff > worst:
+            worst_name, worst = name, diff
+    if worst > atol:
+        msg = f"{what}: largest difference {worst:.3g} in {worst_name}"
+        raise CheckFailure(f"{msg}. {hint}" if hint else msg)
+
+
+def show_source(obj: Callable[..., Any]) -> str:
+    """The package source of ``obj`` with its file and line, to compare with your own version.
+
+    Returns the text (a notebook prints it): a header ``# rlcourse/ppo.py, line 521`` and the
+    function's code.
+    """
+    import inspect
+    from pathlib import Path
+
+    target = inspect.unwrap(obj)
+    path = Path(inspect.getsourcefile(target) or "?")
+    parts = path.parts
+    shown = "/".join(parts[parts.index("rlcourse"):]) if "rlcourse" in parts else path.name
+    lines, start = inspect.getsourcelines(target)
+    return f"# {shown}, line {start}\n" + "".join(lines)
+
+
 def _to_numpy(x: Any) -> Any:
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()

@@ -183,3 +183,26 @@ def make_probe(name: str) -> ProbeEnv:
     if name not in PROBES:
         raise ValueError(f"unknown probe {name!r}; choose from {', '.join(PROBES)}")
     return PROBES[name]()
+
+
+# ---- registered ids, so the Part II ``train`` functions can run on the probes ----------------
+
+#: gymnasium id of each probe, e.g. ``gym.make(PROBE_IDS["two_step"])``. The reward threshold is
+#: the best expected return (0 for probe 2, whose return no action can change), so a
+#: ``train(..., stop_when_solved=True)`` run on a probe stops once it plays optimally.
+PROBE_IDS: dict[str, str] = {name: f"rlcourse/Probe{cls.__name__}-v0"
+                             for name, cls in PROBES.items()}
+_BEST_RETURN = {"constant": 1.0, "observation": 0.0, "two_step": 1.0, "action": 1.0,
+                "observation_action": 1.0}
+
+
+def register_probes() -> None:
+    """Register every probe with gymnasium under :data:`PROBE_IDS` (safe to call twice)."""
+    for name, env_id in PROBE_IDS.items():
+        if env_id in gym.registry:
+            continue
+        gym.register(id=env_id, entry_point=PROBES[name], max_episode_steps=None,
+                     reward_threshold=_BEST_RETURN[name])
+
+
+register_probes()

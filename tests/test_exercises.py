@@ -150,3 +150,35 @@ def test_notebook_exercises_are_checked_and_registered(src):
     for cell in text.split("# %%"):
         if "### BEGIN SOLUTION" in cell:
             assert CHECK_CALL.search(cell), "each exercise cell must end with its check"
+
+
+def test_expect_params_close_names_the_worst_parameter():
+    import torch
+
+    from rlcourse.exercises import CheckFailure, expect_params_close
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    b.load_state_dict(a.state_dict())
+    expect_params_close(a, b, "same")  # identical copies pass
+    with torch.no_grad():
+        b[2].weight[0, 0] += 0.31
+        b[0].bias[1] += 0.01
+    with pytest.raises(CheckFailure, match=r"largest difference 0.31 in 2.weight. did you"):
+        expect_params_close(a, b, "after your update", hint="did you detach?")
+    with torch.no_grad():
+        b[2].weight[0, 0] = float("nan")
+    with pytest.raises(CheckFailure, match="inf in 2.weight"):
+        expect_params_close(a, b, "nan")
+    with pytest.raises(CheckFailure, match="parameter names changed"):
+        expect_params_close(a, torch.nn.Linear(3, 4), "names")
+
+
+def test_show_source_names_file_and_line():
+    from rlcourse import dqn
+    from rlcourse.exercises import show_source
+
+    text = show_source(dqn.td_target)
+    assert text.startswith("# rlcourse/dqn.py, line ")
+    assert "def td_target(" in text

@@ -88,3 +88,26 @@ def test_bad_input_gets_clear_errors():
         env.true_q(0.5)
     with pytest.raises(ValueError, match="gamma must lie in"):
         probes.make_probe("two_step").true_value(0.0, 1.5)
+
+
+def test_probe_ids_make_vector_envs_with_thresholds():
+    """Each id builds a vector env; its threshold is the optimal undiscounted expected return,
+    measured by playing the optimal actions from true_q on fresh episodes."""
+    from rlcourse import deeprl, probes
+
+    for name, env_id in probes.PROBE_IDS.items():
+        envs = deeprl.make_vec_env(env_id, 4, seed=0)
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (4, 1)
+        envs.close()
+        env, total = probes.make_probe(name), 0.0
+        for ep in range(200):
+            o, _ = env.reset(seed=ep)
+            done = False
+            while not done:
+                a = int(np.argmax(env.true_q(float(o[0]), gamma=1.0)))
+                o, r, term, trunc, _ = env.step(a)
+                total += r
+                done = term or trunc
+        assert abs(total / 200 - deeprl.reward_threshold(env_id)) < 0.15, name
+    probes.register_probes()  # a second call is harmless
