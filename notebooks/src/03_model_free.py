@@ -34,7 +34,13 @@ import rlcourse.results
 from rlcourse import tabular
 from rlcourse.envs import GridWorld
 from rlcourse.exercises import check, show_source
-from rlcourse.mdp import TabularMDP, evaluate_policy, q_from_v, value_iteration
+from rlcourse.mdp import (
+    TabularMDP,
+    evaluate_policy,
+    plot_value_grid,
+    q_from_v,
+    value_iteration,
+)
 from rlcourse.plotting import plot_curves, seed_band
 
 session = rlcourse.setup(seed=0)
@@ -396,6 +402,48 @@ q_learning_episode = check("tabular.q_learning_episode", q_learning_episode)
 
 # %%
 print(show_source(tabular.q_learning_episode))
+
+# %% [markdown]
+# **Why the contract separates `terminated` from `truncated`.** Take the 3x3 maze of the check
+# with a time limit of 8 steps, and let the agent behave uniformly at random ($\varepsilon = 1$)
+# for 500 episodes. Your Q-learning learns $Q^*$ anyway: it is off-policy, and a cut episode
+# still bootstraps, so the time limit changes which data arrive, not what is learned. Then the
+# same function on the same environment behind a wrapper that reports every time-limit cut as
+# a termination: each cut now teaches "the future from here is worth 0", so every state where
+# walks run out of time gets targets without their future, and its values drift away from
+# $V^*$.
+
+# %%
+class TruncationAsTermination(gym.Wrapper):
+    """The mistake under test: a time-limit cut reported as the end of the task."""
+
+    def step(self, action):
+        s2, r, terminated, truncated, info = self.env.step(action)
+        return s2, r, terminated or truncated, truncated, info
+
+
+MAZE3 = ("S.#", "...", "#.G")
+maze3_mdp = TabularMDP.from_gymnasium(GridWorld(MAZE3, step_reward=-1.0), gamma=0.9)
+V3_star = value_iteration(maze3_mdp, 1e-12)[0]
+Q3 = {}
+for label, wrap in (("truncation bootstraps", lambda e: e),
+                    ("truncation as termination", TruncationAsTermination)):
+    env3 = wrap(gym.wrappers.TimeLimit(GridWorld(MAZE3, step_reward=-1.0), 8))
+    Q3[label] = tabular.td_control(env3, "q_learning", 500, alpha=0.5, epsilon=1.0, gamma=0.9,
+                                   seed=0, episode_fn=q_learning_episode).Q
+err3 = {k: np.abs(Q.max(axis=1) - V3_star).max() for k, Q in Q3.items()}
+print(f"max |max_a Q(s, a) - V*(s)| after 500 random episodes with a time limit of 8: "
+      f"{err3['truncation bootstraps']:.1e} when truncation bootstraps, "
+      f"{err3['truncation as termination']:.2f} when it is treated as termination")
+assert err3["truncation bootstraps"] < 1e-2 and err3["truncation as termination"] > 1.0
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+walls3 = np.array([ch == "#" for ch in "".join(MAZE3)])
+for ax, (title, V3) in zip(axes, [("V* (value iteration)", V3_star)]
+                           + [(k, Q.max(axis=1)) for k, Q in Q3.items()]):
+    plot_value_grid(V3, (3, 3), blocked=walls3 | maze3_mdp.terminal, ax=ax, title=title)
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # From here on, every Q-learning run in this section plays its episodes with **your**
@@ -815,6 +863,10 @@ assert goal_rate["checkpoint bonus (+1)"] < 0.2 and maze.terminal[bonus_path].su
 #   buffer is the standard example (section 3). <!-- E-20 -->
 # * "PPO clips the ratio to bound the variance of importance sampling". PPO's ratio is per step
 #   and its clip enforces a trust region around the old policy (section 4; notebook 07).
+# * "The episode is over when the time limit hits, so the target stops there too". A time-limit
+#   cut (`truncated`) stops the *data*, not the task: the next state still has a future, and the
+#   target must bootstrap from it. Treating the cut as a termination biases every value near
+#   where episodes run out of time (measured after Exercise 6).
 #
 # ## What to remember
 #
@@ -822,7 +874,8 @@ assert goal_rate["checkpoint bonus (+1)"] < 0.2 and maze.terminal[bonus_path].su
 # * MC target $G_t$: unbiased, high variance, available at the end of the episode.
 # * TD(0): $\delta_t = r_{t+1} + \gamma V(s_{t+1}) - V(s_t)$, $V(s_t) \leftarrow V(s_t) +
 #   \alpha\delta_t$; the target is biased by the error of $V(s_{t+1})$, low variance, online.
-# * Bootstrap only from non-terminal next states: multiply by `(1 - terminated)`.
+# * Bootstrap only from non-terminal next states: multiply by `(1 - terminated)`; a truncated
+#   step (time limit) still bootstraps.
 # * n-step returns $G_t^{(n)}$ interpolate between TD(0) ($n = 1$) and MC ($n = \infty$); an
 #   intermediate $n$ often wins, and the best $\alpha$ shrinks as $n$ grows.
 # * SARSA bootstraps on the next action taken (on-policy); Q-learning on $\max_{a'}Q(s', a')$
