@@ -201,8 +201,16 @@ def _expect_vi_result(out: object, m: mdp.TabularMDP, theta: float, what: str) -
                 f"{what}: your policy takes an action that is not greedy for Q* in states "
                 f"{_not_greedy_states(pi, mdp.q_from_v(m, V_star))}")
     k_ref = mdp.value_iteration(m, theta)[2]
-    expect_true(isinstance(k, (int, np.integer)) and int(k) == k_ref,
-                f"{what}: expected {k_ref} sweeps (the stopping sweep included), got {k!r}")
+    if not isinstance(k, (int, np.integer)):
+        raise CheckFailure(f"{what}: the sweep count must be an int, got {type(k).__name__}")
+    if int(k) != k_ref:
+        cause = ("count every sweep you compute, the stopping one included"
+                 if abs(int(k) - k_ref) == 1 else
+                 "stop at the first sweep whose largest change over ALL states, "
+                 "max_s |V_new(s) - V(s)|, is below theta, and update all states from the "
+                 "old V (no in-place sweep)")
+        raise CheckFailure(f"{what}: expected {k_ref} sweeps (the stopping sweep included), "
+                           f"got {k}; {cause}")
 
 
 def _not_greedy_states(pi: np.ndarray, Q: np.ndarray) -> list[int]:
