@@ -319,16 +319,17 @@ q_learning_target = check("tabular.q_learning_target", q_learning_target)
 # Now the parts that turn a target into an agent. The behaviour policy first: with probability
 # $\varepsilon$ a uniformly random action (any of the $A$ actions, the greedy one included),
 # otherwise a greedy one. A tie matters more than it seems: with $Q_0 = 0$ *every* action ties
-# in every state, and breaking ties towards action 0 makes the agent walk in one direction
-# until exploration happens to push it elsewhere. So ties are broken at random.
+# in every state, and `np.argmax`, which breaks ties towards action 0, would make a fresh agent
+# repeat action 0 in every state it has not learned about yet. So ties are broken at random.
 #
 # **Contract** (the order in which random numbers are drawn is part of it, so that your agent
 # and the reference make the same choices from the same generator):
-# 1. `u = rng.random()`; explore when `u < epsilon`;
-# 2. explore: return `int(rng.integers(A))`;
-# 3. exploit: `best = np.flatnonzero(q_row == q_row.max())` (increasing order) and return
-#    `int(best[rng.integers(len(best))])`. With one maximiser, `rng.integers(1)` is always 0
-#    and draws nothing.
+# 1. draw one `rng.random()`; explore when it is below `epsilon`;
+# 2. to explore, draw the action with `rng.integers` over all $A$ actions;
+# 3. to exploit, list the maximisers of `q_row` in increasing order and pick one with
+#    `rng.integers` over the length of that list (with a single maximiser this draws nothing,
+#    since `rng.integers(1)` is always 0 and uses no randomness);
+# 4. return a Python `int`.
 #
 # **What the check does.** 60 calls for each of four rows (one, two and four tied maxima) and
 # $\varepsilon \in \{0, 0.1, 0.5, 1\}$, with `np.random.default_rng(7)`: your actions must
