@@ -23,6 +23,7 @@ from rlcourse.validation import (
     check_discrete_space,
     check_distribution,
     check_gamma,
+    check_in_range,
     check_positive_int,
 )
 
@@ -269,23 +270,31 @@ def iterative_policy_evaluation(mdp: TabularMDP, pi: Any, tol: float = 1e-10,
                        " (with gamma = 1 the policy must terminate)")
 
 
-def value_iteration(mdp: TabularMDP, tol: float = 1e-10, max_iter: int = 100_000, *,
+def value_iteration(mdp: TabularMDP, theta: float = 1e-10, max_iter: int = 100_000, *,
                     backup: Callable[..., np.ndarray] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Iterate V <- max_a [R + gamma P V] until the sup-norm change is below ``tol``.
+    """Synchronous value iteration from V = 0 with the sup-norm stopping rule.
 
-    ``backup(mdp, V)`` defaults to :func:`bellman_optimality_backup`.
-    Returns (V* [S], greedy policy [S, A], iterations used).
+    Sweep k computes V_k = T* V_{k-1} for all states at once (0 at terminal states) and stops
+    at the first k with max_s |V_k(s) - V_{k-1}(s)| < ``theta``. ``backup(mdp, V)`` defaults
+    to :func:`bellman_optimality_backup`.
+    Returns (V_k [S], the one-hot greedy policy [S, A] for q_from_v(mdp, V_k) with ties to the
+    first maximiser, k = the number of sweeps computed, the stopping one included).
+    Raises ``RuntimeError`` when ``max_iter`` sweeps do not reach the threshold.
     """
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"value_iteration needs a TabularMDP, got {type(mdp).__name__}")
+    theta = check_in_range(theta, "theta", 0.0, float("inf"), low_open=True)
     backup = backup or bellman_optimality_backup
     V = np.zeros(mdp.n_states)
     for k in range(1, check_positive_int(max_iter, "max_iter") + 1):
         V_new = np.asarray(backup(mdp, V), dtype=float)
         V_new[mdp.terminal] = 0.0
-        if np.max(np.abs(V_new - V)) < tol:
+        if np.max(np.abs(V_new - V)) < theta:
             return V_new, greedy_policy(q_from_v(mdp, V_new)), k
         V = V_new
-    raise RuntimeError(f"value iteration did not converge to tol={tol} in {max_iter} sweeps")
+    raise RuntimeError(f"value iteration did not converge to theta={theta} in {max_iter} "
+                       "sweeps")
 
 
 def policy_improvement(Q: Any, pi: Any, atol: float = 1e-12) -> np.ndarray:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from rlcourse.mdp import TabularMDP
@@ -416,12 +417,112 @@ def latest_env_id(name: str) -> str:
 
 
 def epsilon_greedy(q_row: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
-    """Sample an action: uniform with probability epsilon, else a random maximiser of q_row."""
-    u = rng.random()
-    if u < epsilon:  # given u < epsilon, u / epsilon is uniform on [0, 1): reuse it
-        return int(u / epsilon * q_row.shape[0])
+    """One epsilon-greedy action for the action values ``q_row`` [A].
+
+    The random numbers are drawn in a fixed order, so that two implementations given
+    generators in the same state pick the same actions:
+
+    1. ``u = rng.random()``; explore when ``u < epsilon``;
+    2. explore: the action is ``rng.integers(A)`` (uniform over all A actions, greedy included);
+    3. exploit: ``best`` = the maximisers of ``q_row`` in increasing order, and the action is
+       ``best[rng.integers(len(best))]``: ties are broken uniformly at random (with a single
+       maximiser ``rng.integers(1)`` draws nothing).
+    """
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
+    if rng.random() < epsilon:
+        return int(rng.integers(q_row.shape[0]))
     best = np.flatnonzero(q_row == q_row.max())
-    return int(best[0]) if best.size == 1 else int(best[int(rng.random() * best.size)])
+    return int(best[rng.integers(best.size)])
+
+
+def _check_episode_args(env: Any, Q: Any, alpha: float, gamma: float, epsilon: float
+                        ) -> tuple[float, float, float]:
+    """Validate the arguments shared by the episode functions; returns (alpha, gamma, eps)."""
+    n_s = check_discrete_space(env.observation_space, "episode (observations)")
+    n_a = check_discrete_space(env.action_space, "episode (actions)")
+    if not isinstance(Q, np.ndarray) or Q.shape != (n_s, n_a):
+        raise ValueError(f"Q must be a numpy array of shape (S, A) = {(n_s, n_a)}, got "
+                         f"{getattr(Q, 'shape', type(Q).__name__)}")
+    return (check_in_range(alpha, "alpha", 0.0, 1.0, low_open=True), check_gamma(gamma),
+            check_in_range(epsilon, "epsilon", 0.0, 1.0))
+
+
+def q_learning_episode(env: Any, Q: np.ndarray, alpha: float, gamma: float, epsilon: float,
+                       rng: np.random.Generator, *,
+                       reward_fn: Callable[..., float] | None = None,
+                       target_fn: Callable[..., Any] | None = None) -> tuple[float, int]:
+    """Play one episode of Q-learning from ``env.reset()`` and update ``Q`` [S, A] in place.
+
+    Each step: pick ``a = epsilon_greedy(Q[s], epsilon, rng)`` with the Q of that moment
+    (after the previous update), step, move Q[s, a] a fraction alpha towards
+    ``r + gamma * max_a' Q[s', a']``, with nothing bootstrapped when ``terminated``; a
+    *truncated* step (time limit) still bootstraps. The episode ends when either flag is set.
+    ``reward_fn(s, a, r, s_next, terminated)`` replaces the reward used for learning (not the
+    one returned); ``target_fn`` replaces :func:`q_learning_target` (same signature).
+    Returns (undiscounted return of the environment's rewards, number of steps).
+    """
+    alpha, gamma, epsilon = _check_episode_args(env, Q, alpha, gamma, epsilon)
+    target_fn = target_fn or q_learning_target
+    s, _ = env.reset()
+    total, steps, done = 0.0, 0, False
+    while not done:
+        a = epsilon_greedy(Q[s], epsilon, rng)
+        s2, r, terminated, truncated, _ = env.step(a)
+        r_learn = r if reward_fn is None else reward_fn(s, a, r, s2, terminated)
+        target = target_fn(r_learn, Q[s2], terminated, gamma)
+        Q[s, a] += alpha * (float(target) - Q[s, a])
+        total, steps = total + float(r), steps + 1
+        s, done = s2, bool(terminated or truncated)
+    return total, steps
+
+
+def sarsa_episode(env: Any, Q: np.ndarray, alpha: float, gamma: float, epsilon: float,
+                  rng: np.random.Generator, *, reward_fn: Callable[..., float] | None = None,
+                  target_fn: Callable[..., Any] | None = None) -> tuple[float, int]:
+    """Play one episode of SARSA from ``env.reset()`` and update ``Q`` [S, A] in place.
+
+    Same contract as :func:`q_learning_episode`, except that the next action a' is drawn
+    (epsilon-greedily, before the update) after every step, bootstrapped on through
+    ``Q[s', a']`` (:func:`sarsa_target`) and then taken.
+    """
+    alpha, gamma, epsilon = _check_episode_args(env, Q, alpha, gamma, epsilon)
+    target_fn = target_fn or sarsa_target
+    s, _ = env.reset()
+    a = epsilon_greedy(Q[s], epsilon, rng)
+    total, steps, done = 0.0, 0, False
+    while not done:
+        s2, r, terminated, truncated, _ = env.step(a)
+        a2 = epsilon_greedy(Q[s2], epsilon, rng)
+        r_learn = r if reward_fn is None else reward_fn(s, a, r, s2, terminated)
+        target = target_fn(r_learn, Q[s2], a2, terminated, gamma)
+        Q[s, a] += alpha * (float(target) - Q[s, a])
+        total, steps = total + float(r), steps + 1
+        s, a, done = s2, a2, bool(terminated or truncated)
+    return total, steps
+
+
+class EpisodeLimit(gym.Wrapper):
+    """Truncates every episode after ``max_steps`` steps and remembers how the last one ended.
+
+    ``terminated`` says whether the latest step entered a terminal state, so a caller can tell
+    a finished episode from a cut one without help from the episode function.
+    """
+
+    def __init__(self, env: Any, max_steps: int):
+        super().__init__(env)
+        self.max_steps = check_positive_int(max_steps, "max_steps")
+        self.steps, self.terminated = 0, False
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.steps, self.terminated = 0, False
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        obs, r, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        self.terminated = bool(terminated)
+        return obs, r, terminated, bool(truncated or self.steps >= self.max_steps), info
 
 
 @dataclass
@@ -437,47 +538,40 @@ class ControlResult:
 def td_control(env: Any, method: str, n_episodes: int, *, alpha: float, epsilon: float,
                gamma: float, seed: int, max_steps: int = 1000,
                reward_fn: Callable[..., float] | None = None,
-               target_fn: Callable[..., Any] | None = None) -> ControlResult:
+               target_fn: Callable[..., Any] | None = None,
+               episode_fn: Callable[..., tuple[float, int]] | None = None) -> ControlResult:
     """SARSA (``method='sarsa'``) or Q-learning (``'q_learning'``) with epsilon-greedy, Q0 = 0.
 
-    ``reward_fn(s, a, r, s_next, terminated)`` replaces the reward used for learning (shaping);
-    the recorded returns are always the environment's. ``target_fn`` replaces the target
-    (same signature as :func:`sarsa_target` / :func:`q_learning_target`). Episodes stop at
-    termination, truncation or ``max_steps`` (truncation still bootstraps).
+    Every episode is ``episode_fn(env, Q, alpha, gamma, epsilon, rng)`` (default
+    :func:`sarsa_episode` or :func:`q_learning_episode`) on the env wrapped in
+    :class:`EpisodeLimit` (a cut at ``max_steps`` is a truncation: it still bootstraps), with
+    one ``np.random.default_rng(seed)`` for all episodes. ``reward_fn`` (shaping; the recorded
+    returns stay the environment's) and ``target_fn`` go to the default episode functions and
+    cannot be combined with ``episode_fn``.
     """
     n_s = check_discrete_space(env.observation_space, "td_control (observations)")
     n_a = check_discrete_space(env.action_space, "td_control (actions)")
     if method not in ("sarsa", "q_learning"):
         raise ValueError(f"method must be 'sarsa' or 'q_learning', got {method!r}")
-    n_episodes, max_steps = check_positive_int(n_episodes, "n_episodes"), check_positive_int(
-        max_steps, "max_steps")
+    n_episodes = check_positive_int(n_episodes, "n_episodes")
     alpha = check_in_range(alpha, "alpha", 0.0, 1.0, low_open=True)
     epsilon, gamma = check_in_range(epsilon, "epsilon", 0.0, 1.0), check_gamma(gamma)
-    if target_fn is None:
-        target_fn = sarsa_target if method == "sarsa" else q_learning_target
+    if episode_fn is None:
+        default = sarsa_episode if method == "sarsa" else q_learning_episode
+        episode_fn = lambda *args: default(*args, reward_fn=reward_fn, target_fn=target_fn)
+    elif reward_fn is not None or target_fn is not None:
+        raise ValueError("reward_fn and target_fn apply to the default episode functions; "
+                         "with episode_fn, build them into your episode")
+    play = EpisodeLimit(env, max_steps)
     rng = np.random.default_rng(seed)
     Q = np.zeros((n_s, n_a))
     res = ControlResult(Q, np.zeros(n_episodes), np.zeros(n_episodes, int),
                         np.zeros(n_episodes, bool))
-    env.reset(seed=seed)
+    play.reset(seed=seed)
     env.action_space.seed(seed)
     for ep in range(n_episodes):
-        s, _ = env.reset()
-        a = epsilon_greedy(Q[s], epsilon, rng)
-        term = trunc = False
-        steps = 0
-        while not (term or trunc or steps == max_steps):
-            s2, r, term, trunc, _ = env.step(a)
-            a2 = epsilon_greedy(Q[s2], epsilon, rng)
-            r_learn = r if reward_fn is None else reward_fn(s, a, r, s2, term)
-            if method == "sarsa":
-                target = target_fn(r_learn, Q[s2], a2, term, gamma)
-            else:
-                target = target_fn(r_learn, Q[s2], term, gamma)
-            Q[s, a] += alpha * (float(target) - Q[s, a])
-            res.returns[ep] += r
-            s, a, steps = s2, a2, steps + 1
-        res.lengths[ep], res.terminated[ep] = steps, term
+        res.returns[ep], res.lengths[ep] = episode_fn(play, Q, alpha, gamma, epsilon, rng)
+        res.terminated[ep] = play.terminated
     return res
 
 
@@ -537,10 +631,11 @@ def draw_grid_paths(ax: Any, n_rows: int, n_cols: int, paths: dict[str, list[int
 
 
 __all__ = [
-    "ControlResult", "WalkData", "add_entry_bonus", "draw_grid_paths", "effective_sample_size",
-    "epsilon_greedy", "epsilon_greedy_probs", "evaluate_greedy", "first_visit_mc",
-    "greedy_rollout", "grid_distances", "importance_weights", "is_estimate", "latest_env_id",
-    "mc_estimates", "n_step_return", "nstep_td_sweep", "q_learning_target", "random_walk_mdp",
-    "random_walk_values", "returns_to_go", "sample_random_walks", "sarsa_target", "shape_mdp",
-    "shaped_reward", "td0_estimates", "td_control", "td_error", "walk_episodes",
+    "ControlResult", "EpisodeLimit", "WalkData", "add_entry_bonus", "draw_grid_paths",
+    "effective_sample_size", "epsilon_greedy", "epsilon_greedy_probs", "evaluate_greedy",
+    "first_visit_mc", "greedy_rollout", "grid_distances", "importance_weights", "is_estimate",
+    "latest_env_id", "mc_estimates", "n_step_return", "nstep_td_sweep", "q_learning_episode",
+    "q_learning_target", "random_walk_mdp", "random_walk_values", "returns_to_go",
+    "sample_random_walks", "sarsa_episode", "sarsa_target", "shape_mdp", "shaped_reward",
+    "td0_estimates", "td_control", "td_error", "walk_episodes",
 ]

@@ -177,6 +177,90 @@ def bo_max_axis0(m, V):
     return mdp.q_from_v(m, V).max(axis=0)
 
 
+# ---- value_iteration ---------------------------------------------------------------------
+
+
+def _vi(stop, *, gamma=None, axis=1, count_shift=0, one_sweep=False, max_iter=10_000):
+    """Value iteration with one planted change; ``stop(V_new, V, theta)`` is the stopping rule."""
+    def fn(m, theta, max_iter=max_iter):
+        g = m.gamma if gamma is None else gamma
+        V = np.zeros(m.n_states)
+        for k in range(1, max_iter + 1):
+            V_new = (m.R + g * m.P @ V).max(axis=axis)
+            V_new = np.where(m.terminal, 0.0, V_new)
+            if one_sweep or stop(V_new, V, theta):
+                Q = m.R + m.gamma * m.P @ V_new
+                return V_new, np.eye(m.n_actions)[Q.argmax(axis=1)], k + count_shift
+            V = V_new
+        raise RuntimeError("value iteration did not converge")
+    return fn
+
+
+def _sup_change(V_new, V, theta):
+    return np.max(np.abs(V_new - V)) < theta
+
+
+def vi_stop_on_size_of_v(m, theta):
+    """Stops when max |V| < theta: the size of V, not its change (never stops)."""
+    return _vi(lambda V_new, V, t: np.max(np.abs(V_new)) < t)(m, theta)
+
+
+def vi_stop_on_first_state(m, theta):
+    """Looks only at the change of state 0."""
+    return _vi(lambda V_new, V, t: abs(V_new[0] - V[0]) < t)(m, theta)
+
+
+def vi_stop_on_mean_change(m, theta):
+    """Stops when the mean change is small: stops early when a few states still move."""
+    return _vi(lambda V_new, V, t: np.mean(np.abs(V_new - V)) < t)(m, theta)
+
+
+def vi_one_sweep(m, theta):
+    return _vi(_sup_change, one_sweep=True)(m, theta)
+
+
+def vi_no_discount(m, theta):
+    return _vi(_sup_change, gamma=1.0)(m, theta)
+
+
+def vi_max_over_states(m, theta):
+    return _vi(_sup_change, axis=0)(m, theta)
+
+
+def vi_count_from_zero(m, theta):
+    """Counts the sweeps before the stopping one only (k - 1)."""
+    return _vi(_sup_change, count_shift=-1)(m, theta)
+
+
+def vi_count_one_extra(m, theta):
+    return _vi(_sup_change, count_shift=1)(m, theta)
+
+
+def vi_policy_from_rewards(m, theta):
+    """Right values, but the policy is greedy for the immediate reward R only."""
+    V, _, k = mdp.value_iteration(m, theta)
+    return V, np.eye(m.n_actions)[m.R.argmax(axis=1)], k
+
+
+def vi_policy_as_indices(m, theta):
+    """Returns the greedy actions [S] instead of the one-hot matrix [S, A]."""
+    V, pi, k = mdp.value_iteration(m, theta)
+    return V, pi.argmax(axis=1), k
+
+
+def vi_gauss_seidel(m, theta):
+    """Updates V state by state in place (Gauss-Seidel): other V values and sweep counts."""
+    V = np.zeros(m.n_states)
+    for k in range(1, 10_001):
+        change = 0.0
+        for s in np.flatnonzero(~m.terminal):
+            new = np.max(m.R[s] + m.gamma * m.P[s] @ V)
+            change, V[s] = max(change, abs(new - V[s])), new
+        if change < theta:
+            return V, np.eye(m.n_actions)[(m.R + m.gamma * m.P @ V).argmax(axis=1)], k
+    raise RuntimeError("no convergence")
+
+
 WRONG_ANSWERS = {
     "mdp.discounted_returns": {
         "off-by-one-start": returns_off_by_one,
@@ -212,6 +296,19 @@ WRONG_ANSWERS = {
         "missing-gamma": bo_missing_gamma,
         "max-over-next-states": bo_max_outside_expectation,
         "max-over-states-axis": bo_max_axis0,
+    },
+    "mdp.value_iteration": {
+        "stops-on-size-of-V": vi_stop_on_size_of_v,
+        "stops-on-first-state-change": vi_stop_on_first_state,
+        "stops-on-mean-change": vi_stop_on_mean_change,
+        "stops-after-one-sweep": vi_one_sweep,
+        "no-discount": vi_no_discount,
+        "max-over-states-axis": vi_max_over_states,
+        "count-misses-stopping-sweep": vi_count_from_zero,
+        "count-one-extra": vi_count_one_extra,
+        "policy-greedy-for-R": vi_policy_from_rewards,
+        "policy-as-action-indices": vi_policy_as_indices,
+        "in-place-gauss-seidel": vi_gauss_seidel,
     },
 }
 

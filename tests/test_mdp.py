@@ -442,6 +442,36 @@ def test_iteration_limits_and_custom_backups():
     assert np.allclose(V, mdp.evaluate_policy(m, pi))
 
 
+def test_value_iteration_sweep_count_and_stopping_bound():
+    """k sweeps from V = 0 by hand: sweep k is the first whose sup-norm change is < theta, the
+    result is V_k, and the error obeys ||V_k - V*|| <= gamma / (1 - gamma) * theta."""
+    m = random_mdp(n_s=6, n_a=3, gamma=0.9, seed=4)
+    V_star = mdp.evaluate_policy(m, mdp.policy_iteration(m)[1])
+    for theta in (1e-2, 1e-5, 1e-9):
+        V, pi, k = mdp.value_iteration(m, theta)
+        sweeps = [np.zeros(m.n_states)]
+        for _ in range(k):
+            sweeps.append(mdp.bellman_optimality_backup(m, sweeps[-1]))
+        changes = [np.abs(b - a).max() for a, b in zip(sweeps, sweeps[1:])]
+        assert np.array_equal(V, sweeps[-1]) and isinstance(k, int)
+        assert changes[-1] < theta and all(c >= theta for c in changes[:-1])
+        assert np.abs(V - V_star).max() <= m.gamma / (1 - m.gamma) * theta
+        assert np.array_equal(pi, mdp.greedy_policy(mdp.q_from_v(m, V)))
+
+
+def test_value_iteration_bad_input():
+    m = random_mdp()
+    for theta in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="theta"):
+            mdp.value_iteration(m, theta)
+    with pytest.raises(TypeError, match="theta"):
+        mdp.value_iteration(m, "small")
+    with pytest.raises(TypeError, match="TabularMDP"):
+        mdp.value_iteration((m.P, m.R), 1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        mdp.value_iteration(m.with_gamma(1.5), 1e-6)
+
+
 def test_finite_horizon_values(lake4):
     m = random_mdp()
     pi = random_policy(m)

@@ -385,3 +385,126 @@ def test_draw_grid_paths():
                        labels={0: "S"})
     assert len(ax.lines) == 2 and ax.texts[0].get_text() == "S"
     plt.close(fig)
+
+
+# ---- epsilon-greedy's random-number contract and the episode functions -------------------------
+
+def test_epsilon_greedy_draws_in_the_stated_order():
+    """One rng.random(), then rng.integers(A) to explore or rng.integers(#ties) to exploit."""
+    q = np.array([2.0, 5.0, 5.0, -1.0])
+    rng, twin = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(200):
+        got = tb.epsilon_greedy(q, 0.3, rng)
+        want = int(twin.integers(4)) if twin.random() < 0.3 else [1, 2][twin.integers(2)]
+        assert got == want
+    assert rng.random() == twin.random()  # the same amount of randomness was used
+    one_best, twin = np.random.default_rng(2), np.random.default_rng(2)
+    assert tb.epsilon_greedy(np.array([0.0, 1.0]), 0.0, one_best) == 1
+    twin.random()
+    assert one_best.random() == twin.random()  # a single maximiser draws nothing more
+    with pytest.raises(ValueError, match="epsilon"):
+        tb.epsilon_greedy(q, 1.5, rng)
+
+
+class _Recorder(gym.Wrapper):
+    """Records every transition (s, a, r, s', terminated, truncated) of the wrapped env."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.log, self.s = [], None
+
+    def reset(self, **kwargs):
+        self.s, info = self.env.reset(**kwargs)
+        return self.s, info
+
+    def step(self, a):
+        s2, r, term, trunc, info = self.env.step(a)
+        self.log.append((self.s, int(a), r, s2, term, trunc))
+        self.s = s2
+        return s2, r, term, trunc, info
+
+
+def _replay(Q0, log, alpha, gamma, sarsa=False):
+    """The Q table after the logged transitions, updated one by one from the formulas.
+
+    SARSA bootstraps on the next logged action, so its log must end with a terminal step.
+    """
+    Q = Q0.copy()
+    for i, (s, a, r, s2, term, _) in enumerate(log):
+        if term:
+            boot = 0.0
+        elif sarsa:
+            boot = Q[s2, log[i + 1][1]]
+        else:
+            boot = np.max(Q[s2])
+        Q[s, a] += alpha * (r + gamma * boot - Q[s, a])
+    return Q
+
+
+@pytest.mark.parametrize("limit", [3, 40])
+def test_q_learning_episode_matches_a_replay_of_its_transitions(limit):
+    env = _Recorder(gym.wrappers.TimeLimit(GridWorld(("S.#", "...", "#.G"), step_reward=-1.0),
+                                           limit))
+    Q0 = np.random.default_rng(0).normal(size=(9, 4))  # the exit row is not 0 on purpose
+    Q = Q0.copy()
+    ret, steps = tb.q_learning_episode(env, Q, 0.5, 0.9, 0.2, np.random.default_rng(1))
+    assert steps == len(env.log) and ret == sum(t[2] for t in env.log)
+    assert env.log[-1][4 if limit == 40 else 5]  # 40: reaches the exit; 3: cut by the limit
+    np.testing.assert_allclose(Q, _replay(Q0, env.log, 0.5, 0.9), atol=1e-12)
+
+
+def test_sarsa_episode_bootstraps_on_the_next_action_taken():
+    env = _Recorder(GridWorld(("S...", "...G"), step_reward=-1.0))
+    Q0 = np.random.default_rng(3).normal(size=(8, 4))
+    Q = Q0.copy()
+    ret, steps = tb.sarsa_episode(env, Q, 0.5, 0.9, 0.3, np.random.default_rng(4))
+    assert env.log[-1][4] and steps == len(env.log) and ret == sum(t[2] for t in env.log)
+    np.testing.assert_allclose(Q, _replay(Q0, env.log, 0.5, 0.9, sarsa=True), atol=1e-12)
+
+
+def test_q_learning_from_random_behaviour_reaches_q_star():
+    maze = GridWorld(("S.#", "...", "#.G"), step_reward=-1.0)
+    model = TabularMDP.from_gymnasium(maze, gamma=0.9)
+    Q_star = q_from_v(model, value_iteration(model, 1e-12)[0])
+    res = tb.td_control(maze, "q_learning", 300, alpha=0.5, epsilon=1.0, gamma=0.9, seed=0,
+                        max_steps=50, episode_fn=tb.q_learning_episode)
+    np.testing.assert_allclose(res.Q, Q_star, atol=1e-3)
+
+
+def test_td_control_episode_fn_hook_and_episode_limit():
+    cliff = gym.make(tb.latest_env_id("CliffWalking"))
+    calls = []
+
+    def mine(env, Q, alpha, gamma, epsilon, rng):
+        calls.append(env)
+        return tb.q_learning_episode(env, Q, alpha, gamma, epsilon, rng)
+
+    a = tb.td_control(cliff, "q_learning", 30, alpha=0.5, epsilon=0.1, gamma=1.0, seed=2,
+                      max_steps=40, episode_fn=mine)
+    b = tb.td_control(cliff, "q_learning", 30, alpha=0.5, epsilon=0.1, gamma=1.0, seed=2,
+                      max_steps=40)
+    np.testing.assert_array_equal(a.Q, b.Q)  # the default is the same episode function
+    assert len(calls) == 30 and isinstance(calls[0], tb.EpisodeLimit)
+    assert a.lengths.max() == 40 and not a.terminated[a.lengths == 40].any()
+    assert a.terminated[a.lengths < 40].all()
+    with pytest.raises(ValueError, match="episode_fn"):
+        tb.td_control(cliff, "q_learning", 1, alpha=0.5, epsilon=0.1, gamma=1.0, seed=0,
+                      episode_fn=mine, target_fn=tb.q_learning_target)
+
+
+def test_episode_functions_reject_bad_input():
+    maze = GridWorld(("S.", ".G"))
+    rng = np.random.default_rng(0)
+    for fn in (tb.q_learning_episode, tb.sarsa_episode):
+        with pytest.raises(ValueError, match="shape"):
+            fn(maze, np.zeros((4, 3)), 0.5, 0.9, 0.1, rng)
+        with pytest.raises(ValueError, match="shape"):
+            fn(maze, [[0.0] * 4] * 4, 0.5, 0.9, 0.1, rng)
+        with pytest.raises(ValueError, match="alpha"):
+            fn(maze, np.zeros((4, 4)), 0.0, 0.9, 0.1, rng)
+        with pytest.raises(ValueError, match="gamma"):
+            fn(maze, np.zeros((4, 4)), 0.5, 1.5, 0.1, rng)
+        with pytest.raises(ValueError, match="epsilon"):
+            fn(maze, np.zeros((4, 4)), 0.5, 0.9, -0.1, rng)
+        with pytest.raises(TypeError, match="Discrete"):
+            fn(gym.make("CartPole-v1"), np.zeros((4, 2)), 0.5, 0.9, 0.1, rng)

@@ -14,8 +14,9 @@
 # 3. define $V^\pi$, $Q^\pi$ and the advantage $A^\pi$, and move between them;
 # 4. derive the Bellman expectation equation and solve it exactly with one linear solve
 #    (and measure why that costs $O(n^3)$);
-# 5. run iterative policy evaluation, value iteration and policy iteration, and explain their
-#    convergence with the contraction argument;
+# 5. run iterative policy evaluation and policy iteration, write value iteration yourself
+#    (sweeps, stopping rule, greedy policy), and explain their convergence with the
+#    contraction argument;
 # 6. check a DP answer against the real environment (gymnasium's FrozenLake), including the
 #    effect of its time limit.
 #
@@ -35,7 +36,7 @@ import rlcourse
 import rlcourse.envs  # registers rlcourse/GridWorld-v0
 import rlcourse.results
 from rlcourse import mdp
-from rlcourse.exercises import check
+from rlcourse.exercises import check, show_source
 
 session = rlcourse.setup(seed=0)
 rng = np.random.default_rng(0)
@@ -592,10 +593,69 @@ print(f"max ratio ||T*V - T*U|| / ||V - U|| over {len(ratios)} pairs: {ratios.ma
       f"(gamma = {gw_slip.gamma})")
 assert ratios.max() <= gw_slip.gamma + 1e-12
 
-# Value iteration on the slippery GridWorld with your backup, against the exact V* (from policy
-# iteration, section 7).
+# %% [markdown]
+# ### Exercise 5: value iteration, with its stopping rule
+# Now the whole algorithm. Start from $V_0 = 0$ and sweep: sweep $k$ computes
+# $V_k = T^*V_{k-1}$ for *all* states from the old values (a synchronous sweep; your
+# `bellman_optimality_backup` does exactly one). When do we stop? We never reach $V^*$ exactly,
+# so we stop after the first sweep whose largest change is small:
+# $\max_s |V_k(s) - V_{k-1}(s)| < \theta$. The contraction turns that observable quantity into
+# a guarantee about the unobservable error: $\|V_k - V^*\|_\infty \le
+# \frac{\gamma}{1-\gamma}\|V_k - V_{k-1}\|_\infty$ (add up the geometric series of the
+# remaining changes). Note what the rule does *not* look at: the size of $V$, or the change of
+# one state only.
+#
+# **Contract.** `value_iteration(model, theta, max_iter)` returns the triple
+# `(V, pi, k)`: `V` is $V_k$ of the stopping sweep (shape `[S]`), `pi` the one-hot greedy policy
+# `[S, A]` for $Q = R + \gamma P V_k$ (ties go to the first best action, as `np.argmax` does),
+# and `k` the number of sweeps computed, **the stopping sweep included**. If `max_iter`
+# sweeps do not get below `theta`, raise a `RuntimeError` (a loop that never ends is the
+# typical symptom of a stopping rule that tests the wrong quantity).
+#
+# **What the check does.** It runs your function on a 2-state chain (where the count must be
+# 2), two random MDPs (one whose state 0 is terminal, so a rule that watches state 0 only stops
+# at once), a 3-state MDP with $\gamma = 1$, the slippery GridWorld and FrozenLake 4x4. It
+# compares `V` with $V^*$ from the exact linear solve of policy iteration (tolerance $10^{-6}$),
+# checks that `pi` is greedy for $Q^*$, and that `k` equals the reference's count for the
+# same `theta`.
+
+# %%
+def value_iteration(model, theta, max_iter=100_000):
+    """Synchronous value iteration from V = 0; stop when max_s |V_k(s) - V_{k-1}(s)| < theta.
+
+    model: a TabularMDP (P [S, A, S], R [S, A], gamma, terminal [S] bool); theta > 0.
+    Returns (V_k [S], one-hot greedy policy [S, A] for Q = R + gamma P V_k with ties to the
+    first best action, k = number of sweeps computed including the stopping one).
+    Raises RuntimeError after max_iter sweeps without reaching theta.
+    """
+    ### BEGIN SOLUTION
+    V = np.zeros(model.n_states)
+    for k in range(1, max_iter + 1):
+        V_new = bellman_optimality_backup(model, V)  # terminal states stay at 0
+        if np.max(np.abs(V_new - V)) < theta:
+            Q = model.R + model.gamma * model.P @ V_new
+            return V_new, np.eye(model.n_actions)[Q.argmax(axis=1)], k
+        V = V_new
+    raise RuntimeError(f"value iteration did not reach theta={theta} in {max_iter} sweeps")
+    ### END SOLUTION
+
+
+value_iteration = check("mdp.value_iteration", value_iteration)
+
+# %% [markdown]
+# The package's version, for comparison (it takes the backup as a parameter so that a notebook
+# can plug in its own, and it validates its arguments):
+
+# %%
+print(show_source(mdp.value_iteration))
+
+# %% [markdown]
+# Your value iteration on the slippery GridWorld, against the exact $V^*$ (from policy
+# iteration, section 7). We also replay its sweeps one by one to plot the error after each.
+
+# %%
 V_star = mdp.policy_iteration(gw_slip)[0]
-V_vi_slip, _, k_vi_slip = mdp.value_iteration(gw_slip, tol=1e-12, backup=bellman_optimality_backup)
+V_vi_slip, _, k_vi_slip = value_iteration(gw_slip, 1e-12)
 V = np.zeros(gw_slip.n_states)
 vi_errors = [np.abs(V - V_star).max()]
 for _ in range(k_vi_slip):
@@ -608,6 +668,16 @@ print(f"value iteration: {k_vi_slip} sweeps, error {vi_errors[-1]:.1e}; the boun
 assert np.all(vi_errors <= vi_errors[0] * 0.9 ** kk + 1e-10)
 assert np.abs(V_vi_slip - V_star).max() < 1e-10
 
+# The stopping rule's guarantee, measured: a looser theta stops earlier, and the true error
+# stays below gamma / (1 - gamma) * (the last sweep's change) < gamma / (1 - gamma) * theta.
+g = gw_slip.gamma
+for theta in (1e-1, 1e-3, 1e-6):
+    V_theta, _, k_theta = value_iteration(gw_slip, theta)
+    err_theta = np.abs(V_theta - V_star).max()
+    print(f"theta = {theta:.0e}: {k_theta:3d} sweeps, error ||V - V*|| = {err_theta:.1e} "
+          f"<= bound gamma/(1-gamma) * theta = {g / (1 - g) * theta:.1e}")
+    assert err_theta <= g / (1 - g) * theta and k_theta <= k_vi_slip
+
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 axes[0].hist(ratios, bins=40)
 axes[0].axvline(gw_slip.gamma, color="k", ls="--", label="gamma")
@@ -619,7 +689,7 @@ axes[1].semilogy(kk, vi_errors, label="||V_k - V*||_inf")
 axes[1].semilogy(kk, vi_errors[0] * 0.9 ** kk, "k--", lw=1, label="gamma^k bound")
 axes[1].set_xlabel("iteration k")
 axes[1].set_ylabel("sup-norm error")
-axes[1].set_title(f"Value iteration ({k_vi_slip} sweeps to tol 1e-12)")
+axes[1].set_title(f"Your value iteration ({k_vi_slip} sweeps to theta 1e-12)")
 axes[1].legend()
 plt.show()
 
@@ -658,7 +728,7 @@ for i, V_k in enumerate(history):
 assert all(np.all(b >= a - 1e-9) for a, b in zip(history, history[1:]))
 
 V_pi_star, pi_pi, k_pi_gw = mdp.policy_iteration(gw, evaluate=evaluate_policy)
-V_vi, pi_vi, k_vi_gw = mdp.value_iteration(gw, backup=bellman_optimality_backup)
+V_vi, pi_vi, k_vi_gw = value_iteration(gw, 1e-10)
 Q_star = mdp.q_from_v(gw, V_pi_star)
 print(f"GridWorld: policy iteration {k_pi_gw} evaluations, value iteration {k_vi_gw} sweeps; "
       f"max |V_PI - V_VI| = {np.abs(V_pi_star - V_vi).max():.1e}")
@@ -692,7 +762,7 @@ for name, kwargs in (("4x4", {}), ("8x8", {"map_name": "8x8"})):
     env = gym.make("FrozenLake-v1", **kwargs)
     m = mdp.TabularMDP.from_gymnasium(env, gamma=0.99)
     t0 = time.perf_counter()
-    V_vi, pi_vi, k_vi = mdp.value_iteration(m, backup=bellman_optimality_backup)
+    V_vi, pi_vi, k_vi = value_iteration(m, 1e-10)
     t_vi = time.perf_counter() - t0
     t0 = time.perf_counter()
     V_pi_l, pi_pi, k_pi = mdp.policy_iteration(m, evaluate=evaluate_policy)

@@ -9,8 +9,9 @@
 # 1. estimate $V^\pi$ from episodes with first-visit Monte Carlo (MC), TD(0) and n-step TD,
 #    and say precisely where the bias and the variance of each come from;
 # 2. measure the bias-variance trade-off on the random walk, whose exact values are known;
-# 3. implement SARSA and Q-learning, and explain with Cliff Walking why the on-policy one
-#    learns the safe path and the off-policy one the risky optimal path;
+# 3. implement SARSA and Q-learning (the targets, $\varepsilon$-greedy action choice and a whole
+#    Q-learning episode), and explain with Cliff Walking why the on-policy one learns the safe
+#    path and the off-policy one the risky optimal path;
 # 4. tell the behaviour policy from the target policy, on-policy from off-policy, and both
 #    from online vs offline;
 # 5. derive importance sampling, and measure how its variance and effective sample size
@@ -32,8 +33,14 @@ import rlcourse
 import rlcourse.results
 from rlcourse import tabular
 from rlcourse.envs import GridWorld
-from rlcourse.exercises import check
-from rlcourse.mdp import TabularMDP, evaluate_policy, q_from_v, value_iteration
+from rlcourse.exercises import check, show_source
+from rlcourse.mdp import (
+    TabularMDP,
+    evaluate_policy,
+    plot_value_grid,
+    q_from_v,
+    value_iteration,
+)
 from rlcourse.plotting import plot_curves, seed_band
 
 session = rlcourse.setup(seed=0)
@@ -308,6 +315,145 @@ def q_learning_target(reward, q_next, terminated, gamma):
 q_learning_target = check("tabular.q_learning_target", q_learning_target)
 
 # %% [markdown]
+# ### Exercise 5: epsilon-greedy, with a fixed order of random numbers
+# Now the parts that turn a target into an agent. The behaviour policy first: with probability
+# $\varepsilon$ a uniformly random action (any of the $A$ actions, the greedy one included),
+# otherwise a greedy one. A tie matters more than it seems: with $Q_0 = 0$ *every* action ties
+# in every state, and `np.argmax`, which breaks ties towards action 0, would make a fresh agent
+# repeat action 0 in every state it has not learned about yet. So ties are broken at random.
+#
+# **Contract** (the order in which random numbers are drawn is part of it, so that your agent
+# and the reference make the same choices from the same generator):
+# 1. draw one `rng.random()`; explore when it is below `epsilon`;
+# 2. to explore, draw the action with `rng.integers` over all $A$ actions;
+# 3. to exploit, list the maximisers of `q_row` in increasing order and pick one with
+#    `rng.integers` over the length of that list (with a single maximiser this draws nothing,
+#    since `rng.integers(1)` is always 0 and uses no randomness);
+# 4. return a Python `int`.
+#
+# **What the check does.** 60 calls for each of four rows (one, two and four tied maxima) and
+# $\varepsilon \in \{0, 0.1, 0.5, 1\}$, with `np.random.default_rng(7)`: your actions must
+# be the reference's, call by call, and the generator must be in the same state afterwards.
+
+# %%
+def epsilon_greedy(q_row, epsilon, rng):
+    """An action (int) for the action values q_row [A]: random with probability epsilon,
+    else a maximiser of q_row with ties broken uniformly; random numbers drawn as in the
+    contract above (rng.random(), then rng.integers)."""
+    ### BEGIN SOLUTION
+    if rng.random() < epsilon:
+        return int(rng.integers(q_row.shape[0]))
+    best = np.flatnonzero(q_row == q_row.max())
+    return int(best[rng.integers(best.size)])
+    ### END SOLUTION
+
+
+epsilon_greedy = check("tabular.epsilon_greedy", epsilon_greedy)
+
+# %% [markdown]
+# ### Exercise 6: one episode of Q-learning
+# The whole algorithm is a loop over episodes around one function that plays an episode and
+# learns while it plays. Write that function, `q_learning_episode(env, Q, alpha, gamma,
+# epsilon, rng)`:
+# * start with `s, _ = env.reset()` (no seed: the caller seeds the environment once);
+# * each step: choose `a = epsilon_greedy(Q[s], epsilon, rng)` with the Q of *that moment*
+#   (after the previous update), take it with `env.step(a)`, and move `Q[s, a]` a fraction
+#   `alpha` towards the Q-learning target (your `q_learning_target` computes it);
+# * `terminated` means $s'$ is terminal: nothing is bootstrapped from it, whatever `Q[s']`
+#   holds. `truncated` means a time limit cut the episode: $s'$ is an ordinary state whose
+#   future was only not played, so the target still bootstraps. The loop ends when either is
+#   set;
+# * update `Q` (shape `[S, A]`) **in place**, and return `(episode_return, n_steps)`: the
+#   undiscounted sum of the rewards and the number of steps.
+#
+# **What the check does.** (a) It plays episodes with your function and with the reference
+# side by side in a deterministic 3x3 maze (−1 per step, −5 per bump, +10 at the exit) from the
+# same generator, and compares returns, lengths and the whole Q table after each episode,
+# starting from Q = 0 (all ties), from a random Q whose exit row is not 0 (a bootstrap from the
+# terminal state shows), and with a time limit of 3 steps (every episode truncated). (b) It
+# then runs 300 episodes of uniformly random behaviour ($\varepsilon = 1$) through
+# `tabular.td_control(..., episode_fn=your_function)` and compares the learned Q with $Q^*$ from
+# value iteration: Q-learning learns the optimal values from data of a policy that never
+# tries to be good, the point of being off-policy.
+
+# %%
+def q_learning_episode(env, Q, alpha, gamma, epsilon, rng):
+    """Play one episode from env.reset() with epsilon-greedy actions, updating Q [S, A] in place
+    towards r + gamma * max_a' Q[s', a'] (no bootstrap when terminated; truncated still
+    bootstraps). Returns (undiscounted return, number of steps)."""
+    ### BEGIN SOLUTION
+    s, _ = env.reset()
+    total, steps, done = 0.0, 0, False
+    while not done:
+        a = epsilon_greedy(Q[s], epsilon, rng)
+        s2, r, terminated, truncated, _ = env.step(a)
+        target = q_learning_target(r, Q[s2], terminated, gamma)
+        Q[s, a] += alpha * (target - Q[s, a])
+        total, steps = total + r, steps + 1
+        s, done = s2, terminated or truncated
+    return total, steps
+    ### END SOLUTION
+
+
+q_learning_episode = check("tabular.q_learning_episode", q_learning_episode)
+
+# %% [markdown]
+# The package's version, for comparison. It has two optional extras that the shaping
+# experiment of section 5 uses (a reward hook and a target hook) and checks its arguments:
+
+# %%
+print(show_source(tabular.q_learning_episode))
+
+# %% [markdown]
+# **Why the contract separates `terminated` from `truncated`.** Take the 3x3 maze of the check
+# with a time limit of 8 steps, and let the agent behave uniformly at random ($\varepsilon = 1$)
+# for 500 episodes. Your Q-learning learns $Q^*$ anyway: it is off-policy, and a cut episode
+# still bootstraps, so the time limit changes which data arrive, not what is learned. Then the
+# same function on the same environment behind a wrapper that reports every time-limit cut as
+# a termination: each cut now teaches "the future from here is worth 0", so every state where
+# walks run out of time gets targets without their future, and its values drift away from
+# $V^*$.
+
+# %%
+class TruncationAsTermination(gym.Wrapper):
+    """The mistake under test: a time-limit cut reported as the end of the task."""
+
+    def step(self, action):
+        s2, r, terminated, truncated, info = self.env.step(action)
+        return s2, r, terminated or truncated, truncated, info
+
+
+MAZE3 = ("S.#", "...", "#.G")
+maze3_mdp = TabularMDP.from_gymnasium(GridWorld(MAZE3, step_reward=-1.0), gamma=0.9)
+V3_star = value_iteration(maze3_mdp, 1e-12)[0]
+Q3 = {}
+for label, wrap in (("truncation bootstraps", lambda e: e),
+                    ("truncation as termination", TruncationAsTermination)):
+    env3 = wrap(gym.wrappers.TimeLimit(GridWorld(MAZE3, step_reward=-1.0), 8))
+    Q3[label] = tabular.td_control(env3, "q_learning", 500, alpha=0.5, epsilon=1.0, gamma=0.9,
+                                   seed=0, episode_fn=q_learning_episode).Q
+err3 = {k: np.abs(Q.max(axis=1) - V3_star).max() for k, Q in Q3.items()}
+print(f"max |max_a Q(s, a) - V*(s)| after 500 random episodes with a time limit of 8: "
+      f"{err3['truncation bootstraps']:.1e} when truncation bootstraps, "
+      f"{err3['truncation as termination']:.2f} when it is treated as termination")
+assert err3["truncation bootstraps"] < 1e-2 and err3["truncation as termination"] > 1.0
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+walls3 = np.array([ch == "#" for ch in "".join(MAZE3)])
+for ax, (title, V3) in zip(axes, [("V* (value iteration)", V3_star)]
+                           + [(k, Q.max(axis=1)) for k, Q in Q3.items()]):
+    plot_value_grid(V3, (3, 3), blocked=walls3 | maze3_mdp.terminal, ax=ax, title=title)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# From here on, every Q-learning run in this section plays its episodes with **your**
+# `q_learning_episode` (passed to `tabular.td_control` as `episode_fn`, which adds the loop
+# over episodes, one seeded generator and an optional step limit). SARSA uses the package's
+# `tabular.sarsa_episode` with your `sarsa_target`: the same loop, except that the next action
+# is drawn before the update, because the target needs it.
+
+# %% [markdown]
 # A table needs finitely many states and actions. `tabular.td_control` checks the spaces at
 # its entry, so an environment with continuous observations fails with a clear message
 # instead of an obscure indexing error:
@@ -335,9 +481,10 @@ cliff = gym.make(cliff_id)
 CLIFF_SEEDS, CLIFF_EPISODES = range(6), 400
 t0 = time.perf_counter()
 runs = {}
-for method, target in (("sarsa", sarsa_target), ("q_learning", q_learning_target)):
+hooks = {"sarsa": {"target_fn": sarsa_target}, "q_learning": {"episode_fn": q_learning_episode}}
+for method, hook in hooks.items():
     runs[method] = [tabular.td_control(cliff, method, CLIFF_EPISODES, alpha=0.25, epsilon=0.1,
-                                       gamma=1.0, seed=s, target_fn=target)
+                                       gamma=1.0, seed=s, **hook)
                     for s in CLIFF_SEEDS]
 print(f"{cliff_id}: 2 methods x {len(CLIFF_SEEDS)} seeds x {CLIFF_EPISODES} episodes in "
       f"{time.perf_counter() - t0:.1f} s")
@@ -411,7 +558,7 @@ taxi_id = tabular.latest_env_id("Taxi")
 taxi = gym.make(taxi_id)
 t0 = time.perf_counter()
 taxi_run = tabular.td_control(taxi, "q_learning", 2000, alpha=0.5, epsilon=0.1, gamma=0.99,
-                              seed=0, max_steps=200, target_fn=q_learning_target)
+                              seed=0, max_steps=200, episode_fn=q_learning_episode)
 taxi_greedy = tabular.evaluate_greedy(taxi, taxi_run.Q, n_episodes=100, seed=10_000)
 taxi_mdp = TabularMDP.from_gymnasium(taxi, gamma=0.99)
 V_taxi, _, _ = value_iteration(taxi_mdp)
@@ -480,7 +627,7 @@ assert taxi_greedy.mean() >= taxi_opt.mean() - 0.5
 # (or a trajectory), $p = \pi$ and $q = \mu$, so $w = \pi(a \mid s)/\mu(a \mid s)$: exactly
 # PPO's ratio $\pi_\theta / \pi_{\theta_\text{old}}$.
 #
-# ### Exercise 5: importance weights
+# ### Exercise 7: importance weights
 # Return $w = p/q$ elementwise, $0$ where $p = q = 0$, and raise `ValueError` where
 # $q = 0 < p$ (the support condition fails).
 
@@ -588,7 +735,7 @@ assert weighted[8].var() < ordinary[8].var()
 # policy, is unchanged (Ng, Harada and Russell, 1999). A bonus that is *not* of this form can
 # change the optimal policy.
 #
-# ### Exercise 6: the shaped reward
+# ### Exercise 8: the shaped reward
 
 # %%
 def shaped_reward(reward, phi, phi_next, terminated, gamma):
@@ -717,6 +864,10 @@ assert goal_rate["checkpoint bonus (+1)"] < 0.2 and maze.terminal[bonus_path].su
 #   buffer is the standard example (section 3). <!-- E-20 -->
 # * "PPO clips the ratio to bound the variance of importance sampling". PPO's ratio is per step
 #   and its clip enforces a trust region around the old policy (section 4; notebook 07).
+# * "The episode is over when the time limit hits, so the target stops there too". A time-limit
+#   cut (`truncated`) stops the *data*, not the task: the next state still has a future, and the
+#   target must bootstrap from it. Treating the cut as a termination biases every value near
+#   where episodes run out of time (measured after Exercise 6).
 #
 # ## What to remember
 #
@@ -724,7 +875,8 @@ assert goal_rate["checkpoint bonus (+1)"] < 0.2 and maze.terminal[bonus_path].su
 # * MC target $G_t$: unbiased, high variance, available at the end of the episode.
 # * TD(0): $\delta_t = r_{t+1} + \gamma V(s_{t+1}) - V(s_t)$, $V(s_t) \leftarrow V(s_t) +
 #   \alpha\delta_t$; the target is biased by the error of $V(s_{t+1})$, low variance, online.
-# * Bootstrap only from non-terminal next states: multiply by `(1 - terminated)`.
+# * Bootstrap only from non-terminal next states: multiply by `(1 - terminated)`; a truncated
+#   step (time limit) still bootstraps.
 # * n-step returns $G_t^{(n)}$ interpolate between TD(0) ($n = 1$) and MC ($n = \infty$); an
 #   intermediate $n$ often wins, and the best $\alpha$ shrinks as $n$ grows.
 # * SARSA bootstraps on the next action taken (on-policy); Q-learning on $\max_{a'}Q(s', a')$

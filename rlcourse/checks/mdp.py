@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 
 from rlcourse import mdp
-from rlcourse.exercises import CheckFailure, expect_close, expect_true, register
+from rlcourse.exercises import (
+    CheckFailure,
+    call_with,
+    expect_close,
+    expect_true,
+    expect_type,
+    register,
+)
 
 NB = "02_mdp_dp"
 
@@ -153,3 +160,78 @@ def _(fn: Callable) -> None:
         expected = np.where(m.terminal, 0.0, Q.max(axis=1))
         expect_close(fn(m, V.copy()), expected,
                      f"{what}, V = {np.round(V, 2).tolist()} (terminal states must get 0)")
+
+
+def _terminal_first(gamma: float) -> mdp.TabularMDP:
+    """The 5x3 random MDP with its states reversed, so that state 0 is the terminal one."""
+    m = _random_mdp(gamma, seed=11)
+    order = np.arange(m.n_states)[::-1]
+    return mdp.TabularMDP(m.P[order][:, :, order], m.R[order], gamma, m.terminal[order])
+
+
+def _vi_cases() -> list[tuple[mdp.TabularMDP, float, str]]:
+    """(model, theta, description) for the value-iteration check; FrozenLake read from gymnasium."""
+    import gymnasium as gym
+
+    import rlcourse.envs  # noqa: F401  (registers rlcourse/GridWorld-v0)
+
+    lake = mdp.TabularMDP.from_gymnasium(gym.make("FrozenLake-v1"), gamma=0.99)
+    grid = mdp.TabularMDP.from_gymnasium(gym.make("rlcourse/GridWorld-v0", slip=0.2), gamma=0.9)
+    return [(_random_mdp(0.9), 1e-8, "5x3 random MDP, gamma=0.9, theta=1e-8"),
+            (_terminal_first(0.8), 1e-9, "5x3 random MDP whose state 0 is terminal, gamma=0.8, "
+                                         "theta=1e-9"),
+            (_toy_mdp(1.0), 1e-10, "3-state toy MDP, gamma=1 (every episode ends), theta=1e-10"),
+            (grid, 1e-10, "slippery GridWorld (slip=0.2), gamma=0.9, theta=1e-10"),
+            (lake, 1e-10, "FrozenLake 4x4, gamma=0.99, theta=1e-10")]
+
+
+def _expect_vi_result(out: object, m: mdp.TabularMDP, theta: float, what: str) -> None:
+    """One value-iteration answer against V* (linear solve) and the reference's sweep count."""
+    expect_type(out, tuple, f"{what}: the result", length=3)
+    V, pi, k = out
+    pi_opt = mdp.policy_iteration(m)[1]
+    V_star = mdp.evaluate_policy(m, pi_opt)
+    expect_close(V, V_star, f"{what}: V compared with V* from the exact linear solve "
+                            "(policy iteration)", atol=1e-6, rtol=0.0)
+    pi = np.asarray(pi, dtype=float)
+    expect_true(pi.shape == (m.n_states, m.n_actions) and np.allclose(pi.sum(axis=1), 1.0),
+                f"{what}: the policy must be a matrix pi[s, a] of shape "
+                f"{(m.n_states, m.n_actions)} with rows that sum to 1, got shape {pi.shape}")
+    expect_true(mdp.is_greedy(pi, mdp.q_from_v(m, V_star), atol=1e-6),
+                f"{what}: your policy takes an action that is not greedy for Q* in states "
+                f"{_not_greedy_states(pi, mdp.q_from_v(m, V_star))}")
+    k_ref = mdp.value_iteration(m, theta)[2]
+    if not isinstance(k, (int, np.integer)):
+        raise CheckFailure(f"{what}: the sweep count must be an int, got {type(k).__name__}")
+    if int(k) != k_ref:
+        cause = ("count every sweep you compute, the stopping one included"
+                 if abs(int(k) - k_ref) == 1 else
+                 "stop at the first sweep whose largest change over ALL states, "
+                 "max_s |V_new(s) - V(s)|, is below theta, and update all states from the "
+                 "old V (no in-place sweep)")
+        raise CheckFailure(f"{what}: expected {k_ref} sweeps (the stopping sweep included), "
+                           f"got {k}; {cause}")
+
+
+def _not_greedy_states(pi: np.ndarray, Q: np.ndarray) -> list[int]:
+    gap = Q.max(axis=1, keepdims=True) - Q
+    return np.flatnonzero(np.any((pi > 0) & (gap > 1e-6), axis=1)).tolist()
+
+
+@register("mdp.value_iteration", notebook=NB, reference=mdp.value_iteration,
+          hint="Start from V = 0. Each sweep: Q = R + gamma * P @ V ([S, A]), V_new = max over "
+               "actions (axis 1), 0 at terminal states; count the sweep; stop when "
+               "max_s |V_new - V| < theta (the change of every state, not the size of V), else "
+               "V = V_new. Return V_new, the one-hot greedy policy of Q = R + gamma * P @ V_new "
+               "and the number of sweeps computed, the last one included.")
+def _(fn: Callable) -> None:
+    chain = mdp.TabularMDP(np.array([[[0.0, 1.0]], [[0.0, 1.0]]]), np.array([[1.0], [0.0]]),
+                           0.5, np.array([False, True]))
+    out = call_with(fn, "a 2-state chain (reward 1, then terminal), theta=1e-6", chain, 1e-6)
+    expect_type(out, tuple, "value_iteration(...)", length=3)
+    expect_close(out[0], [1.0, 0.0], "a 2-state chain: one step with reward 1, then the "
+                                     "terminal state")
+    expect_true(out[2] == 2, "a 2-state chain, theta=1e-6: sweep 1 gives V = [1, 0], sweep 2 "
+                             f"changes nothing and stops, so the count is 2; got {out[2]!r}")
+    for m, theta, what in _vi_cases():
+        _expect_vi_result(call_with(fn, what, m, theta), m, theta, what)

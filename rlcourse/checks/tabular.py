@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 
 from rlcourse import tabular
-from rlcourse.exercises import CheckFailure, expect_close, register
+from rlcourse.exercises import (
+    CheckFailure,
+    call_with,
+    expect_close,
+    expect_true,
+    expect_type,
+    register,
+)
 
 NB = "03_model_free"
 
@@ -118,3 +126,134 @@ def _(fn: Callable) -> None:
                     np.array([False, True]), 0.5), [0.0, 6.0],
                  "arrays reward=[0, 10], phi=[1, 4], phi_next=[2, 5], terminated=[F, T], "
                  "gamma=0.5")
+
+
+# ---- epsilon-greedy and one Q-learning episode -----------------------------------------------
+
+def _action_stream(fn: Callable, q_row: np.ndarray, epsilon: float, seed: int, n: int
+                   ) -> tuple[list[int], float]:
+    """``n`` actions from ``fn`` with one generator, then the generator's next random number."""
+    rng = np.random.default_rng(seed)
+    acts = [fn(q_row, epsilon, rng) for _ in range(n)]
+    return acts, float(rng.random())
+
+
+@register("tabular.epsilon_greedy", notebook=NB, reference=tabular.epsilon_greedy,
+          hint="Draw u = rng.random() first. If u < epsilon return int(rng.integers(A)) (any "
+               "action, the greedy ones included). Otherwise best = np.flatnonzero(q_row == "
+               "q_row.max()) and return int(best[rng.integers(len(best))]): a tie is broken at "
+               "random, never always towards the first action.")
+def _(fn: Callable) -> None:
+    rows = {"[1, 3, 2]": [1.0, 3.0, 2.0], "[0, 0, 0, 0] (all tied)": [0.0, 0.0, 0.0, 0.0],
+            "[-1, 5, -2, 5] (two tied)": [-1.0, 5.0, -2.0, 5.0],
+            "[2, -4] (two actions)": [2.0, -4.0]}
+    for text, row in rows.items():
+        for epsilon in (0.0, 0.1, 0.5, 1.0):
+            q = np.array(row)
+            got, got_next = _action_stream(fn, q, epsilon, 7, 60)
+            want, want_next = _action_stream(tabular.epsilon_greedy, q.copy(), epsilon, 7, 60)
+            what = f"60 calls with q_row={text}, epsilon={epsilon}, rng=default_rng(7)"
+            expect_true(all(isinstance(a, (int, np.integer)) for a in got),
+                        f"{what}: return a Python int, got {type(got[0]).__name__}")
+            expect_true(np.array_equal(q, row), f"{what}: your function changed q_row")
+            if got != want:
+                i = next(j for j, (a, b) in enumerate(zip(got, want)) if a != b)
+                raise CheckFailure(f"{what}: call {i + 1} returned action {got[i]}, the contract "
+                                   f"gives {want[i]} (first 12: expected {want[:12]}, got "
+                                   f"{got[:12]})")
+            expect_true(got_next == want_next,
+                        f"{what}: same actions, but your function drew a different amount of "
+                        "random numbers (one rng.random(), then one rng.integers per call)")
+
+
+# A 3 x 3 maze: start top left, exit bottom right (4 moves), two walls; -1 per step, -5 for a bump.
+_LAYOUT = ("S.#", "...", "#.G")
+
+
+class _StrictEnd(gym.Wrapper):
+    """Fails the check when an episode function steps on after the end of an episode."""
+
+    def __init__(self, env: gym.Env, cap: int = 1000):
+        super().__init__(env)
+        self.cap, self.over, self.n = cap, True, 0
+
+    def reset(self, **kwargs):
+        self.over, self.n = False, 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        if self.over:
+            raise CheckFailure("env.step() was called after the episode had ended (terminated "
+                               "or truncated was True) or before env.reset(): reset once at the "
+                               "start, and stop the loop as soon as either flag is set")
+        self.n += 1
+        if self.n > self.cap:
+            raise CheckFailure(f"the episode ran past {self.cap} steps in a 3x3 maze")
+        out = self.env.step(action)
+        self.over = bool(out[2] or out[3])
+        return out
+
+
+def _maze(limit: int) -> gym.Env:
+    from rlcourse.envs import GridWorld
+
+    return _StrictEnd(gym.wrappers.TimeLimit(GridWorld(_LAYOUT, step_reward=-1.0), limit))
+
+
+def _episode_scenarios() -> list[tuple[str, np.ndarray, float, int, int]]:
+    """(description, Q0, epsilon, time limit, episodes) for the exact comparison."""
+    q_rand = np.random.default_rng(5).normal(0.0, 2.0, size=(9, 4))
+    q_rand[[2, 6]] = 0.0  # wall cells are never visited
+    return [("Q = 0 everywhere (every greedy choice is a tie), epsilon=0.2, time limit 12",
+             np.zeros((9, 4)), 0.2, 12, 3),
+            ("random Q (the exit's row too, so a bootstrap from it shows), epsilon=0.1, "
+             "time limit 12", q_rand, 0.1, 12, 4),
+            ("random Q, epsilon=0.3, time limit 3 (every episode is cut by the time limit, "
+             "which must still bootstrap)", q_rand, 0.3, 3, 2)]
+
+
+def _compare_episodes(fn: Callable, what: str, Q0: np.ndarray, epsilon: float, limit: int,
+                      n_episodes: int) -> None:
+    """Run ``fn`` and the reference side by side and compare returns, lengths and Q exactly."""
+    Q, Q_ref = Q0.copy(), Q0.copy()
+    env, env_ref = _maze(limit), _maze(limit)
+    rng, rng_ref = np.random.default_rng(3), np.random.default_rng(3)
+    for ep in range(1, n_episodes + 1):
+        where = f"{what}; alpha=0.5, gamma=0.9, rng=default_rng(3); episode {ep}"
+        before = Q.copy()
+        out = call_with(fn, where, env, Q, 0.5, 0.9, epsilon, rng)
+        want = tabular.q_learning_episode(env_ref, Q_ref, 0.5, 0.9, epsilon, rng_ref)
+        expect_type(out, tuple, f"{where}: the result (episode return, number of steps)", 2)
+        expect_true(int(out[1]) == want[1] and np.isclose(float(out[0]), want[0]),
+                    f"{where}: expected return {want[0]:.1f} over {want[1]} steps, got "
+                    f"return {float(out[0]):.1f} over {out[1]} steps")
+        diff = np.argwhere(~np.isclose(Q, Q_ref, atol=1e-10, rtol=0.0))
+        expect_true(not diff.size or not np.array_equal(Q, before),
+                    f"{where}: the Q table passed in did not change; update it in place "
+                    "(Q[s, a] += ...), not a copy")
+        if diff.size:
+            cells = ", ".join(f"Q[{s}, {a}]: expected {Q_ref[s, a]:.4f}, got {Q[s, a]:.4f}"
+                              for s, a in diff[:3])
+            raise CheckFailure(f"{where}: the Q table (updated in place) differs: {cells}")
+
+
+@register("tabular.q_learning_episode", notebook=NB, reference=tabular.q_learning_episode,
+          hint="s = env.reset()[0]; then each step: a = epsilon_greedy(Q[s], epsilon, rng) "
+               "with the current Q, step, target = r when terminated (not when only truncated), "
+               "else r + gamma * max(Q[s2]); Q[s, a] += alpha * (target - Q[s, a]); add r to the "
+               "return; s = s2; stop when terminated or truncated. Update the Q passed in, "
+               "never a copy.")
+def _(fn: Callable) -> None:
+    for what, Q0, epsilon, limit, n in _episode_scenarios():
+        _compare_episodes(fn, what, Q0, epsilon, limit, n)
+    from rlcourse.envs import GridWorld
+    from rlcourse.mdp import TabularMDP, q_from_v, value_iteration
+
+    maze = GridWorld(_LAYOUT, step_reward=-1.0)
+    model = TabularMDP.from_gymnasium(maze, gamma=0.9)
+    Q_star = q_from_v(model, value_iteration(model, 1e-12)[0])
+    res = tabular.td_control(maze, "q_learning", 300, alpha=0.5, epsilon=1.0, gamma=0.9, seed=0,
+                             max_steps=50, episode_fn=fn)
+    expect_close(res.Q, Q_star, "learning: 300 episodes of uniformly random behaviour "
+                                "(epsilon=1) in the 3x3 maze; Q compared with Q* from value "
+                                "iteration", atol=1e-3, rtol=0.0)
