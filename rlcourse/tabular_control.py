@@ -410,6 +410,7 @@ def simulate_blackjack(cards: Any, policy: Callable[..., Any], start: Any = None
         nt, nu = add_card(total, usable, cards[rows, ptr])
         total, usable, ptr = np.where(hit, nt, total), np.where(hit, nu, usable), ptr + hit
         bust |= hit & (total > 21)
+        natural &= ~hit  # a hand that took a third card is no natural
         active = hit & ~bust
     dealer, dealer_natural = _dealer_total(show, hidden, cards, ptr)
     score = np.where(dealer > 21, 0, dealer)
