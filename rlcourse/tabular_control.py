@@ -122,6 +122,27 @@ def weighted_is_estimates(returns: Any, ratios: Any) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(num.shape), where=den > 0)
 
 
+def off_policy_mc_update(Q: np.ndarray, C: np.ndarray, states: Any, actions: Any, rewards: Any,
+                         pi_probs: Any, b_probs: Any, gamma: float) -> None:
+    """Weighted-IS off-policy Monte Carlo prediction of Q^pi from one episode, in place.
+
+    ``Q``, ``C`` float [S, A] (C: cumulative weights); ``states``, ``actions`` int [T];
+    ``rewards`` [T] (reward t follows action t); ``pi_probs``, ``b_probs`` [T]: the target's and
+    the behaviour's probabilities of the actions taken. Backwards from the end: G <- gamma G +
+    r_t, C <- C + W, Q <- Q + W / C (G - Q) at (s_t, a_t), then W <- W pi_t / b_t; stop once
+    W = 0 (no earlier step can get weight).
+    """
+    g, w = 0.0, 1.0
+    for t in range(len(states) - 1, -1, -1):
+        s, a = int(states[t]), int(actions[t])
+        g = gamma * g + float(rewards[t])
+        C[s, a] += w
+        Q[s, a] += w / C[s, a] * (g - Q[s, a])
+        w *= float(pi_probs[t]) / float(b_probs[t])
+        if w == 0.0:
+            return
+
+
 def accumulate_returns(sums: np.ndarray, counts: np.ndarray, states: Any, actions: Any,
                        returns: Any) -> None:
     """Add each return to its (state, action) pair, in place: the data of sample-average MC.
@@ -585,12 +606,45 @@ def weighted_is_incremental(returns: Any, ratios: Any,
     return out
 
 
+def off_policy_blackjack_q(policy: Any, n_episodes: int, *, seed: int = 0,
+                           update_fn: Callable[..., None] | None = None,
+                           checkpoints: Any = ()) -> tuple[np.ndarray, np.ndarray, list]:
+    """Estimate Q^pi [2, 10, 10, 2] of a policy table from uniformly random behaviour.
+
+    Episodes start in a uniformly random state of the 200 and pick hit or stick with
+    probability 1/2 at every decision; each episode goes through ``update_fn`` (default
+    :func:`off_policy_mc_update`), gamma = 1. Returns (Q, C, [copies of Q at the episode counts
+    in ``checkpoints``]).
+    """
+    n_episodes = check_positive_int(n_episodes, "n_episodes")
+    table = np.asarray(policy, dtype=int)
+    rng, update = np.random.default_rng(seed), update_fn or off_policy_mc_update
+    ep = simulate_blackjack(
+        draw_cards(rng, n_episodes), lambda t, tot, u, d: rng.integers(0, 2, len(tot)),
+        start=(rng.integers(12, 22, n_episodes), rng.integers(0, 2, n_episodes),
+               rng.integers(1, 11, n_episodes)))
+    s_all = state_index(np.maximum(ep.total, 12), ep.usable, ep.dealer[:, None])
+    target = table.reshape(-1)[s_all]  # pi's action in every recorded state
+    Q, C, saved, marks = np.zeros((200, 2)), np.zeros((200, 2)), [], set(checkpoints)
+    half = np.full(MAX_DECISIONS, 0.5)
+    for i in range(n_episodes):
+        T = ep.steps[i]
+        rewards = np.zeros(T)
+        rewards[-1] = ep.reward[i]
+        pi = (ep.action[i, :T] == target[i, :T]).astype(float)
+        update(Q, C, s_all[i, :T], ep.action[i, :T], rewards, pi, half[:T], 1.0)
+        if i + 1 in marks:
+            saved.append(Q.reshape(2, 10, 10, 2).copy())
+    return Q.reshape(2, 10, 10, 2), C.reshape(2, 10, 10, 2), saved
+
+
 __all__ = [
     "BOOK_POLICY_TEXT", "BlackjackEpisodes", "DeterministicTable", "MCControlResult",
     "accumulate_returns", "add_card", "blackjack_action_values", "book_optimal_policy",
     "dealer_final_distribution", "deterministic_table", "double_q_update", "draw_cards",
     "epsilon_greedy_batch", "example_5_4_episodes", "expected_sarsa_target",
-    "maximization_bias_runs", "mc_exploring_starts", "ordinary_is_estimates",
+    "maximization_bias_runs", "mc_exploring_starts", "off_policy_blackjack_q",
+    "off_policy_mc_update", "ordinary_is_estimates",
     "q_learning_update", "simulate_blackjack", "state_index", "table_policy", "td_control_runs",
     "weighted_is_estimates", "weighted_is_incremental", "weighted_is_update",
 ]

@@ -96,6 +96,29 @@ def _weighted_count_not_weight(v, c, g, w):
     return v + w / c * (g - v), c
 
 
+def _off_policy(order="update_first", stop=True, invert=False, step="w_over_c", c_after=False,
+                discount=True):
+    def fn(Q, C, s, a, r, pi, b, gamma):
+        g, w = 0.0, 1.0
+        for t in range(len(s) - 1, -1, -1):
+            g = (gamma * g if discount else g) + r[t]
+            ratio = b[t] / pi[t] if invert and pi[t] > 0 else (0.0 if invert else pi[t] / b[t])
+            if order == "ratio_first":
+                w *= ratio
+            if not c_after:
+                C[s[t], a[t]] += w
+            with np.errstate(invalid="ignore", divide="ignore"):
+                lr = w / C[s[t], a[t]] if step == "w_over_c" else 1.0 / C[s[t], a[t]]
+            Q[s[t], a[t]] += lr * (g - Q[s[t], a[t]])
+            if c_after:
+                C[s[t], a[t]] += w
+            if order == "update_first":
+                w *= ratio
+            if stop and w == 0.0:
+                return
+    return fn
+
+
 WRONG_ANSWERS = {
     "tabular_control.expected_sarsa_target": {
         "greedy-max": _es(lambda q, eps: q.max(-1)),
@@ -137,6 +160,14 @@ WRONG_ANSWERS = {
         "c-counts-episodes": _weighted_count_not_weight,
         "returns-v-only": lambda v, c, g, w: tc.weighted_is_update(v, c, g, w)[0],
     },
+    "tabular_control.off_policy_mc_update": {
+        "ratio-multiplied-before-the-update": _off_policy(order="ratio_first"),
+        "no-stop-when-pi-is-zero": _off_policy(stop=False),
+        "b-over-pi": _off_policy(invert=True),
+        "step-1-over-c": _off_policy(step="one_over_c"),
+        "c-added-after-the-step": _off_policy(c_after=True),
+        "undiscounted": _off_policy(discount=False),
+    },
 }
 
 
@@ -156,3 +187,4 @@ def test_double_q_failure_names_the_table_and_the_coin():
     result = exercises.evaluate("tabular_control.double_q_update", wrong)
     assert result.status == "failed"
     assert "coin=" in result.message and "should be" in result.message
+

@@ -416,3 +416,39 @@ def test_a_natural_beats_a_dealers_three_card_21_as_in_gymnasium():
     ep = tc.simulate_blackjack(cards, lambda t, tot, u, d: actions[:, t])
     gym_rewards = [_play_in_gymnasium(cards[i], actions[i])[1] for i in range(2)]
     assert ep.reward.tolist() == gym_rewards == [1.0, 0.0]
+
+
+# ---- off-policy MC prediction of Q -------------------------------------------------------------
+
+
+def test_off_policy_mc_update_is_the_weighted_average_of_tail_weighted_returns():
+    """Brute force: Q(s, a) = sum W G / sum W over all visits; W = product of the later ratios."""
+    rng = np.random.default_rng(12)
+    n_s, n_a, gamma = 5, 2, 0.8
+    Q, C = np.zeros((n_s, n_a)), np.zeros((n_s, n_a))
+    num, den = np.zeros((n_s, n_a)), np.zeros((n_s, n_a))
+    for _ in range(300):
+        T = int(rng.integers(1, 5))
+        states = rng.choice(n_s, size=T, replace=False)  # no pair twice in an episode
+        actions, rewards = rng.integers(0, n_a, T), rng.normal(size=T)
+        pi = np.where(actions == states % 2, 0.9, 0.1) * (rng.random(T) > 0.1)
+        b = np.full(T, 0.5)
+        tc.off_policy_mc_update(Q, C, states, actions, rewards, pi, b, gamma)
+        for t in range(T):
+            g = sum(gamma ** (k - t) * rewards[k] for k in range(t, T))
+            w = np.prod(pi[t + 1:] / b[t + 1:])
+            num[states[t], actions[t]] += w * g
+            den[states[t], actions[t]] += w
+    seen = den > 0
+    assert np.allclose(C, den)
+    assert np.allclose(Q[seen], num[seen] / den[seen])
+    assert np.all(Q[~seen] == 0)
+
+
+def test_off_policy_blackjack_q_converges_to_the_exact_values():
+    pol = np.broadcast_to((np.arange(12, 22) < 20)[None, :, None], (2, 10, 10)).astype(int)
+    exact, _ = tc.blackjack_action_values(pol)
+    Q, C, saved = tc.off_policy_blackjack_q(pol, 60_000, seed=1, checkpoints=(3_000, 60_000))
+    rms = [np.sqrt(((q - exact) ** 2).mean()) for q in saved]
+    assert np.array_equal(saved[-1], Q) and C.min() > 0
+    assert rms[1] < 0.1 and rms[0] > 2.5 * rms[1]

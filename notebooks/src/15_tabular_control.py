@@ -14,8 +14,9 @@
 #    and implement Double Q-learning, stating which table selects and which evaluates;
 # 3. run Monte Carlo control with exploring starts on blackjack and compare the learned policy
 #    with the optimal one of the book (which we also recompute exactly, by dynamic programming);
-# 4. estimate a value off-policy with ordinary and weighted importance sampling, and explain
-#    from the numbers why the weighted estimator wins early although it is biased.
+# 4. estimate a value off-policy with ordinary and weighted importance sampling, explain from
+#    the numbers why the weighted estimator wins early although it is biased, and estimate
+#    every action value of a policy off-policy with the book's backward weighted-IS loop.
 #
 # Conventions as in notebook 03: `terminated` marks a transition into a terminal state (nothing
 # is bootstrapped from it), and each experiment runs many independent runs at once as arrays.
@@ -372,8 +373,8 @@ for col, (title, pol) in enumerate((("learned (MC ES, 10^6 episodes)", mc.policy
         ax.set_ylabel("player sum")
 fig.legend(handles=[plt.matplotlib.patches.Patch(color=c, label=lab)
                     for c, lab in (("#4c9be8", "stick"), ("#f28e2b", "hit"))],
-           loc="upper right")
-plt.tight_layout()
+           loc="lower center", ncol=2)
+plt.tight_layout(rect=(0, 0.04, 1, 1))
 plt.show()
 
 # %% [markdown]
@@ -488,14 +489,102 @@ for k, m in mse.items():
 assert first10["ordinary IS"] > 3 * first10["weighted IS"]
 assert all(m[-1] < m[9] / 50 for m in mse.values())
 assert mse["weighted IS"][-1] < 0.003 and mse["ordinary IS"][-1] < 0.005
+peak = int(mse["weighted IS"][:100].argmax()) + 1
+print(f"weighted IS: MSE {mse['weighted IS'][0]:.3f} after 1 episode, highest "
+      f"({mse['weighted IS'][peak - 1]:.3f}) after {peak} episodes")
+assert 3 <= peak <= 40
 
 # %% [markdown]
 # Early on, ordinary IS multiplies a $\pm 1$ return by ratios like 8 or 16, so a single lucky
 # or unlucky episode moves the estimate far outside $[-1, 1]$; weighted IS averages the
-# returns of the matching episodes and stays within $[-1, 1]$. Both converge: the bias of the
+# returns of the matching episodes and stays within $[-1, 1]$. (Its very first points are
+# flattered by a convention: until some episode has $\rho > 0$ the estimate is 0, only 0.28 away
+# from the truth. Its error then rises to the printed peak, when most runs have averaged one
+# or two matching returns of $\pm 1$, and falls from there.) Both converge: the bias of the
 # weighted estimator shrinks like $1/n$, and here ordinary IS's variance is finite (the ratio
 # is bounded), so its error falls like $1/n$ too. With unbounded ratios (e.g. loops in the
 # episode), ordinary IS can have infinite variance (the book's Example 5.5).
+#
+# ### 4.1 Every action value at once: off-policy Monte Carlo prediction
+# The book's general algorithm (section 5.6) estimates $Q^\pi(s, a)$ for every pair from the
+# behaviour's episodes, with the weighted update of Exercise 5 applied per pair. The weight of a
+# return $G_t$ for $Q(S_t, A_t)$ is the product of the ratios of the actions **after** $t$:
+# $A_t$ is given (that is what $Q(S_t, A_t)$ conditions on), so its own ratio does not enter.
+# Going backwards through the episode builds all these products with one multiplication per
+# step, and once a ratio is 0 every earlier step has weight 0 too, so the loop can stop.
+#
+# ### Exercise 6: one episode of off-policy MC prediction
+# `Q` and `C` are tables `[S, A]` updated in place. `states`, `actions`, `rewards` describe one
+# episode (`rewards[t]` follows `actions[t]`), and `pi_probs[t]`, `b_probs[t]` are the target's
+# and the behaviour's probabilities of `actions[t]` in `states[t]`.
+
+# %%
+def off_policy_mc_update(Q, C, states, actions, rewards, pi_probs, b_probs, gamma):
+    """In place, backwards: G = gamma G + r_t; C += W; Q += W / C (G - Q); W *= pi / b; stop at 0."""
+    ### BEGIN SOLUTION
+    ret, weight = 0.0, 1.0
+    for t in reversed(range(len(states))):
+        s, a = states[t], actions[t]
+        ret = gamma * ret + rewards[t]
+        C[s, a] += weight
+        Q[s, a] += weight / C[s, a] * (ret - Q[s, a])
+        weight *= pi_probs[t] / b_probs[t]
+        if weight == 0.0:
+            break
+    ### END SOLUTION
+
+
+off_policy_mc_update = check("tabular_control.off_policy_mc_update", off_policy_mc_update)
+
+# %% [markdown]
+# Now $Q^\pi$ of the Example 5.4 policy (stick only on 20 or 21) in all 400 state-action pairs,
+# from 200,000 episodes of the random behaviour that start in uniformly random states, scored
+# against the exact $Q^\pi$ from dynamic programming:
+
+# %%
+t0 = time.perf_counter()
+marks = (2_000, 6_000, 20_000, 60_000, 200_000)
+Q_off, C_off, Q_seen = tc.off_policy_blackjack_q(policy_54, 200_000, seed=7,
+                                                 update_fn=off_policy_mc_update,
+                                                 checkpoints=marks)
+print(f"200,000 episodes of off-policy MC prediction in {time.perf_counter() - t0:.1f} s")
+rms = np.array([np.sqrt(((q - Q_54) ** 2).mean()) for q in Q_seen])
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+axes[0].loglog(marks, rms, "o-", label="measured")
+axes[0].loglog(marks, rms[0] * np.sqrt(marks[0] / np.array(marks)), "k--",
+               label="slope -1/2 (error ~ 1/sqrt(n))")
+axes[0].set_xlabel("episodes")
+axes[0].set_ylabel("RMS error over the 400 pairs")
+axes[0].set_title("Weighted-IS estimate of Q^pi vs the exact values")
+axes[0].legend()
+axes[1].scatter(Q_54.ravel(), Q_off.ravel(), s=8, c=np.log10(C_off.ravel()), cmap="viridis")
+axes[1].plot([-1, 1], [-1, 1], "k--", linewidth=1)
+axes[1].set_xlabel("exact Q^pi(s, a) (dynamic programming)")
+axes[1].set_ylabel("estimate after 200,000 episodes")
+axes[1].set_title("400 state-action pairs (colour: log10 of the weight C)")
+plt.tight_layout()
+plt.show()
+for n, e in zip(marks, rms):
+    print(f"after {n:7,d} episodes: RMS error {e:.3f}")
+print(f"smallest cumulative weight C: {C_off.min():.0f}; largest error "
+      f"{np.abs(Q_off - Q_54).max():.3f}")
+err_off = np.abs(Q_off - Q_54)
+low_c = C_off < np.quantile(C_off, 0.25)
+usable_low = (np.arange(2)[:, None, None, None] == 1) & (np.arange(12, 22)[None, :, None, None]
+                                                         <= 14)
+print(f"mean error: the quarter of pairs with the smallest C {err_off[low_c].mean():.3f}, the "
+      f"rest {err_off[~low_c].mean():.3f}; usable ace with sum 12-14 holds "
+      f"{(low_c & usable_low).sum()} of the {low_c.sum()} smallest-C pairs")
+assert rms[-1] < 0.06 and rms[0] > 4 * rms[-1]
+assert err_off[low_c].mean() > 1.5 * err_off[~low_c].mean()
+
+# %% [markdown]
+# The error falls like $1/\sqrt n$, as for any average. The largest errors sit mostly where
+# the weight $C$ is small (dark dots): states from which the random behaviour rarely follows
+# $\pi$ for long, such as low sums with a usable ace, where $\pi$ hits several times in a row
+# and each hit of the behaviour has probability 1/2. Off-policy MC *control* (the book's section 5.7) uses the same loop with a greedy
+# target policy, so it learns only from the tails of episodes after the last exploratory
+# action, and it is slow for exactly this reason.
 #
 # ## Common misconceptions
 #
@@ -523,7 +612,9 @@ assert mse["weighted IS"][-1] < 0.003 and mse["ordinary IS"][-1] < 0.005
 #   exploring starts or $\varepsilon$-soft policies keep every action tried.
 # * Off-policy MC reweights returns by $\rho = \prod_t \pi(A_t|S_t)/b(A_t|S_t)$; ordinary IS
 #   divides by $n$ (unbiased, high variance), weighted IS by $\sum\rho$ (biased, low variance).
-# * Incremental weighted IS: $C \leftarrow C + W$, $V \leftarrow V + (W/C)(G - V)$.
+# * Incremental weighted IS: $C \leftarrow C + W$, $V \leftarrow V + (W/C)(G - V)$. For
+#   $Q(S_t, A_t)$ the weight uses only the ratios *after* $t$: multiply $W$ after the update,
+#   and stop once it is 0.
 # * Use `np.add.at` (not `x[idx] += v`) when an index batch may repeat.
 #
 # ## Further reading
@@ -637,6 +728,7 @@ rlcourse.results.record(
              "blackjack_policy_agreement": agree,
              "is_mse_first10_ordinary": first10["ordinary IS"],
              "is_mse_first10_weighted": first10["weighted IS"],
-             "is_mse_10000_weighted": mse["weighted IS"][-1]},
+             "is_mse_10000_weighted": mse["weighted IS"][-1],
+             "offpolicy_q_rms_200k": rms[-1]},
 )
 print(f"total time {session.elapsed():.1f} s")

@@ -126,3 +126,42 @@ def _(fn: Callable) -> None:
                     np.array([0.0, 3.0, 1.0]))
     expect_close(out[0], [0.0, -0.5, -0.125], "arrays value=[0, 1, -0.5], cum_weight=[0, 1, "
                                               "3], ret=[1, -1, 1], ratio=[0, 3, 1]: the new V")
+
+
+def _off_policy_cases() -> list[tuple[str, tuple]]:
+    ep_all = (np.array([0, 1, 2]), np.array([1, 0, 1]), np.array([0.0, 1.0, 2.0]),
+              np.array([1.0, 1.0, 1.0]), np.array([0.5, 0.5, 0.25]), 0.5)
+    ep_stop = (np.array([0, 1, 2]), np.array([0, 1, 0]), np.array([1.0, 0.0, -1.0]),
+               np.array([1.0, 1.0, 0.0]), np.array([0.5, 0.5, 0.5]), 0.9)
+    ep_mid = (np.array([3, 1, 0, 2]), np.array([1, 1, 0, 1]), np.array([0.0, 2.0, 0.0, 1.0]),
+              np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.5, 0.5, 0.25, 0.5]), 1.0)
+    return [("all three actions agree with pi (pi_probs=[1, 1, 1], b_probs=[0.5, 0.5, 0.25], "
+             "states=[0, 1, 2], actions=[1, 0, 1], rewards=[0, 1, 2], gamma=0.5)", ep_all),
+            ("pi gives the LAST action probability 0 (pi_probs=[1, 1, 0], states=[0, 1, 2], "
+             "actions=[0, 1, 0], rewards=[1, 0, -1], gamma=0.9)", ep_stop),
+            ("pi gives the second action probability 0 (pi_probs=[1, 0, 1, 1], states=[3, 1, "
+             "0, 2], actions=[1, 1, 0, 1], rewards=[0, 2, 0, 1], gamma=1)", ep_mid)]
+
+
+@register("tabular_control.off_policy_mc_update", notebook=NB,
+          reference=tc.off_policy_mc_update,
+          hint="Go backwards with G = 0, W = 1: G <- gamma * G + rewards[t]; C[s, a] += W; "
+               "Q[s, a] += W / C[s, a] * (G - Q[s, a]); only THEN W *= pi_probs[t] / "
+               "b_probs[t] (the ratio of step t does not weight Q(s_t, a_t) itself); stop as "
+               "soon as W == 0.")
+def _(fn: Callable) -> None:
+    rng = np.random.default_rng(0)
+    for what, (s, a, r, pi, b, gamma) in _off_policy_cases():
+        q0 = np.round(rng.normal(size=(4, 2)), 2)
+        c0 = np.zeros((4, 2))
+        c0[0, 1], c0[2, 1] = 2.0, 1.0  # some pairs seen before; (1, 1) and (0, 0) never
+        want_q, want_c = q0.copy(), c0.copy()
+        tc.off_policy_mc_update(want_q, want_c, s, a, r, pi, b, gamma)
+        got_q, got_c = q0.copy(), c0.copy()
+        call_with(fn, "off_policy_mc_update", got_q, got_c, s, a, r, pi, b, gamma)
+        for name, got, want in (("C", got_c, want_c), ("Q", got_q, want_q)):
+            if not np.allclose(got, want, equal_nan=False):
+                bad = tuple(np.argwhere(~np.isclose(got, want))[0])
+                raise CheckFailure(
+                    f"off_policy_mc_update, {what}: {name}[{bad[0]}, {bad[1]}] should be "
+                    f"{want[bad]:.4f}, got {got[bad]:.4f} (Q and C are updated in place)")
