@@ -618,6 +618,9 @@ def off_policy_blackjack_q(policy: Any, n_episodes: int, *, seed: int = 0,
     """
     n_episodes = check_positive_int(n_episodes, "n_episodes")
     table = np.asarray(policy, dtype=int)
+    if table.shape != (2, 10, 10) or not np.isin(table, (STICK, HIT)).all():
+        raise ValueError(f"policy must be a 0/1 table of shape (2, 10, 10), got shape "
+                         f"{table.shape}")
     rng, update = np.random.default_rng(seed), update_fn or off_policy_mc_update
     ep = simulate_blackjack(
         draw_cards(rng, n_episodes), lambda t, tot, u, d: rng.integers(0, 2, len(tot)),

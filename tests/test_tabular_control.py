@@ -452,3 +452,10 @@ def test_off_policy_blackjack_q_converges_to_the_exact_values():
     rms = [np.sqrt(((q - exact) ** 2).mean()) for q in saved]
     assert np.array_equal(saved[-1], Q) and C.min() > 0
     assert rms[1] < 0.1 and rms[0] > 2.5 * rms[1]
+
+
+def test_off_policy_blackjack_q_rejects_bad_policies():
+    with pytest.raises(ValueError, match="policy"):
+        tc.off_policy_blackjack_q(np.zeros((10, 10), int), 10)
+    with pytest.raises(ValueError, match="policy"):
+        tc.off_policy_blackjack_q(np.full((2, 10, 10), 2), 10)

@@ -57,7 +57,7 @@ session = rlcourse.setup(seed=0)
 
 # %%
 def expected_sarsa_target(reward, q_next, terminated, gamma, epsilon):
-    """reward + gamma * (1 - terminated) * E_{a' ~ eps-greedy(q_next)}[q_next[..., a']]."""
+    """Expected SARSA targets [...] for rows q_next [..., A], reward and terminated [...]."""
     ### BEGIN SOLUTION
     q_next = np.asarray(q_next, dtype=float)
     n_actions = q_next.shape[-1]
@@ -203,7 +203,7 @@ assert single.mean() > 1.3 and abs(double.mean() + 0.1) < 0.02
 
 # %%
 def double_q_update(q1, q2, s, a, r, s_next, terminated, coin, alpha, gamma):
-    """In place: where coin, Q1 moves towards r + gamma Q2(s', argmax Q1(s', .)); else swapped."""
+    """Update q1, q2 [S, A] in place from N transitions (coin[i]: Q1 learns); returns None."""
     ### BEGIN SOLUTION
     keep = 1.0 - np.asarray(terminated, dtype=float)
     coin = np.asarray(coin, dtype=bool)
@@ -312,7 +312,8 @@ assert gap < 4 * se and gym_time > 5 * np_time
 # episode starts in a uniformly random state (player sum 12-21, dealer card, usable ace) with a
 # uniformly random first action. (A state never repeats within a blackjack episode, so first
 # visit and every visit coincide.) We play the episodes in batches of 10,000 with the policy
-# fixed inside a batch, which changes the order of the updates but not the averages.
+# fixed inside a batch: each improvement comes up to one batch (1% of the run) later than in
+# the one-episode-at-a-time algorithm, and everything else is unchanged.
 #
 # ### Exercise 3: accumulate the returns
 # Add the returns of a batch of visits to `sums[s, a]` and count them in `counts[s, a]`,
@@ -421,7 +422,7 @@ assert abs(v_true + 0.27726) < 3e-4
 
 # %%
 def ordinary_is_estimates(returns, ratios):
-    """[..., n] -> [..., n]: entry k = sum_{i <= k} ratios_i * returns_i / (k + 1)."""
+    """[..., n] -> [..., n]: entry k is the ordinary IS estimate from episodes 0..k."""
     ### BEGIN SOLUTION
     weighted_returns = np.asarray(ratios, dtype=float) * np.asarray(returns, dtype=float)
     n = weighted_returns.shape[-1]
@@ -442,7 +443,7 @@ ordinary_is_estimates = check("tabular_control.ordinary_is_estimates", ordinary_
 
 # %%
 def weighted_is_update(value, cum_weight, ret, ratio):
-    """One more episode (return ret, ratio W): C <- C + W, V <- V + W / C * (ret - V)."""
+    """One more episode (return ret, ratio W) -> (new value, new cum_weight), elementwise."""
     ### BEGIN SOLUTION
     cum_weight = np.asarray(cum_weight, dtype=float) + ratio
     value = np.asarray(value, dtype=float)
@@ -520,7 +521,7 @@ assert 3 <= peak <= 40
 
 # %%
 def off_policy_mc_update(Q, C, states, actions, rewards, pi_probs, b_probs, gamma):
-    """In place, backwards: G = gamma G + r_t; C += W; Q += W / C (G - Q); W *= pi / b; stop at 0."""
+    """One episode of weighted-IS off-policy MC prediction: Q, C [S, A] in place; None."""
     ### BEGIN SOLUTION
     ret, weight = 0.0, 1.0
     for t in reversed(range(len(states))):
