@@ -4,8 +4,8 @@
 # *Part IV, beyond the study notes.* This notebook can be taken right after notebook 03: it
 # uses only tables, NumPy and the vocabulary of notebook 03 (TD targets, SARSA, Q-learning,
 # behaviour and target policies, importance sampling). It reproduces four classic results of
-# Sutton & Barto (2nd edition, chapters 5 and 6) with fixed seeds and asserted bands, and each
-# experiment is driven by functions you write.
+# Sutton & Barto (2nd edition, chapters 5 and 6) with fixed seeds and asserted bands, and the
+# experiments run on the functions you write.
 #
 # **Learning goals.** After this notebook you can
 # 1. derive the Expected SARSA target, and explain with Cliff Walking why it learns better
@@ -329,6 +329,7 @@ def accumulate_returns(sums, counts, states, actions, returns):
 
 
 accumulate_returns = check("tabular_control.accumulate_returns", accumulate_returns)
+print(show_source(tc.accumulate_returns))
 
 # %% [markdown]
 # Now 1,000,000 episodes (the NumPy simulator makes this about a second), then the learned
@@ -431,6 +432,7 @@ def ordinary_is_estimates(returns, ratios):
 
 
 ordinary_is_estimates = check("tabular_control.ordinary_is_estimates", ordinary_is_estimates)
+print(show_source(tc.ordinary_is_estimates))
 
 # %% [markdown]
 # ### Exercise 5: the weighted IS estimate, incrementally
@@ -454,6 +456,7 @@ def weighted_is_update(value, cum_weight, ret, ratio):
 
 
 weighted_is_update = check("tabular_control.weighted_is_update", weighted_is_update)
+print(show_source(tc.weighted_is_update))
 
 # %% [markdown]
 # 100 runs of 10,000 episodes each (as in Figure 5.3); the mean squared error over runs after
@@ -536,6 +539,7 @@ def off_policy_mc_update(Q, C, states, actions, rewards, pi_probs, b_probs, gamm
 
 
 off_policy_mc_update = check("tabular_control.off_policy_mc_update", off_policy_mc_update)
+print(show_source(tc.off_policy_mc_update))
 
 # %% [markdown]
 # Now $Q^\pi$ of the Example 5.4 policy (stick only on 20 or 21) in all 400 state-action pairs,
