@@ -214,8 +214,10 @@ def dyna_q_step(Q: np.ndarray, model: DynaModel, s: int, a: int, r: float, s_nex
 def run_dyna_q(tables: GridTables, n_planning: int, n_episodes: int, seed: int, *,
                alpha: float = 0.1, gamma: float = 0.95, epsilon: float = 0.1,
                max_steps: int = 100_000, step_fn: Callable[..., Any] = dyna_q_step
-               ) -> np.ndarray:
-    """Dyna-Q with epsilon-greedy (random tie-breaking), Q0 = 0: steps of each episode [E].
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Dyna-Q with epsilon-greedy (random tie-breaking), Q0 = 0.
+
+    Returns (steps of each episode [E], the final Q [S, A]).
 
     One generator (``seed``) drives both the behaviour and the planning draws.
     """
@@ -237,7 +239,20 @@ def run_dyna_q(tables: GridTables, n_planning: int, n_episodes: int, seed: int, 
             step_fn(Q, model, s, a, float(r), int(s2), bool(done), n_planning, alpha, gamma,
                     rng)
             s, steps[ep] = int(s2), steps[ep] + 1
-    return steps
+    return steps, Q
+
+
+def greedy_path(tables: GridTables, Q: np.ndarray, max_steps: int = 200) -> list[int]:
+    """States visited by argmax Q (first maximiser) from the start, until a terminal state
+    or ``max_steps`` moves."""
+    s, path = tables.start, [tables.start]
+    for _ in range(max_steps):
+        a = int(np.argmax(Q[s]))
+        path.append(int(tables.next_state[s, a]))
+        if tables.terminated[s, a]:
+            break
+        s = path[-1]
+    return path
 
 
 # ---- linear function approximation ----------------------------------------------------------
@@ -444,7 +459,8 @@ def baird_tdc(n_steps: int, seed: int, *, alpha: float = 0.005, beta: float = 0.
 __all__ = [
     "BAIRD_W0", "DYNA_MAZE", "DynaModel", "GridTables", "aggregation_features",
     "baird_expected_td", "baird_features", "baird_off_policy_td", "baird_tdc", "dyna_q_step",
-    "episode_starts", "grid_tables", "jump_walk_td", "lambda_return", "linear_td_step",
-    "on_policy_distribution", "q_learning_update", "run_dyna_q", "tdc_step", "td_fixed_point",
-    "td_lambda_step", "td_lambda_sweep", "ve_minimiser", "walk_jump_mdp", "walk_jump_values",
+    "episode_starts", "greedy_path", "grid_tables", "jump_walk_td", "lambda_return",
+    "linear_td_step", "on_policy_distribution", "q_learning_update", "run_dyna_q", "tdc_step",
+    "td_fixed_point", "td_lambda_step", "td_lambda_sweep", "ve_minimiser", "walk_jump_mdp",
+    "walk_jump_values",
 ]

@@ -295,8 +295,13 @@ def test_planning_propagates_the_goal_value_backwards():
 
 
 def test_dyna_q_learns_the_maze_faster_with_planning():
-    fast = np.array([tp.run_dyna_q(tp.grid_tables(), 50, 8, seed=s) for s in range(3)])
-    slow = np.array([tp.run_dyna_q(tp.grid_tables(), 0, 8, seed=s) for s in range(3)])
+    tb = tp.grid_tables()
+    runs = [tp.run_dyna_q(tb, 50, 8, seed=s) for s in range(3)]
+    fast = np.array([steps for steps, _ in runs])
+    slow = np.array([tp.run_dyna_q(tb, 0, 8, seed=s)[0] for s in range(3)])
     assert fast[:, 3:].mean() < 20 and slow[:, 1].mean() > 5 * fast[:, 1].mean()
+    for _, Q in runs:
+        path = tp.greedy_path(tb, Q)
+        assert len(path) - 1 <= 16 and path[-1] == 8  # near-shortest (14), ending in G (0, 8)
     with pytest.raises(ValueError, match="n_planning"):
         tp.run_dyna_q(tp.grid_tables(), -1, 3, seed=0)
