@@ -420,6 +420,32 @@ def baird_expected_td(n_sweeps: int, *, alpha: float = 0.01, gamma: float = 0.99
     return out
 
 
+def baird_target_network_td(n_steps: int, seed: int, *, copy_every: int = 100,
+                            alpha: float = 0.01, gamma: float = 0.99) -> np.ndarray:
+    """Off-policy semi-gradient TD(0) on Baird's counterexample with a *target network*: the
+    bootstrap uses a copy w_target refreshed every ``copy_every`` steps,
+    delta = gamma * w_target . x(s') - w . x(s). Same behaviour data as
+    :func:`baird_off_policy_td` (same ``seed``); weight history [n_steps + 1, 8]."""
+    n_steps = check_positive_int(n_steps, "n_steps")
+    copy_every = check_positive_int(copy_every, "copy_every")
+    gamma = check_gamma(gamma)
+    X, rng = baird_features(), np.random.default_rng(seed)
+    solid = rng.random(n_steps) < 1.0 / 7.0
+    upper = rng.integers(0, 6, size=n_steps)
+    s = int(rng.integers(0, 7))
+    w = BAIRD_W0.copy()
+    out = np.zeros((n_steps + 1, 8))
+    out[0] = w
+    for k in range(n_steps):
+        if k % copy_every == 0:
+            w_target = w.copy()
+        s2 = 6 if solid[k] else int(upper[k])
+        delta = gamma * w_target @ X[s2] - w @ X[s]
+        w = w + alpha * (7.0 if solid[k] else 0.0) * delta * X[s]
+        out[k + 1], s = w, s2
+    return out
+
+
 def tdc_step(w: np.ndarray, h: np.ndarray, x: np.ndarray, x_next: np.ndarray, reward: float,
              terminated: bool, alpha: float, beta: float, gamma: float, rho: float
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -458,7 +484,8 @@ def baird_tdc(n_steps: int, seed: int, *, alpha: float = 0.005, beta: float = 0.
 
 __all__ = [
     "BAIRD_W0", "DYNA_MAZE", "DynaModel", "GridTables", "aggregation_features",
-    "baird_expected_td", "baird_features", "baird_off_policy_td", "baird_tdc", "dyna_q_step",
+    "baird_expected_td", "baird_features", "baird_off_policy_td", "baird_target_network_td",
+    "baird_tdc", "dyna_q_step",
     "episode_starts", "greedy_path", "grid_tables", "jump_walk_td", "lambda_return",
     "linear_td_step", "on_policy_distribution", "q_learning_update", "run_dyna_q", "tdc_step",
     "td_fixed_point", "td_lambda_step", "td_lambda_sweep", "ve_minimiser", "walk_jump_mdp",

@@ -248,6 +248,14 @@ def test_expected_td_diverges_and_on_policy_and_tdc_do_not():
     assert rms(tdc[-1]) < 0.5 * rms(tdc[0]) and rms(on[-1]) < 0.5 * rms(on[0])
 
 
+def test_target_network_slows_but_copying_every_step_is_plain_td():
+    for seed in (0, 1):
+        plain = tp.baird_off_policy_td(1000, seed)
+        assert np.allclose(tp.baird_target_network_td(1000, seed, copy_every=1), plain)
+        slow = tp.baird_target_network_td(1000, seed, copy_every=100)
+        assert np.linalg.norm(slow[-1]) < np.linalg.norm(plain[-1]) / 3
+
+
 def test_tdc_without_correction_is_semi_gradient_td():
     rng = np.random.default_rng(1)
     w, x, x2 = rng.normal(size=3), rng.normal(size=3), rng.normal(size=3)
