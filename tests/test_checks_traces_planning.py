@@ -26,7 +26,8 @@ def _td_lambda(decay="gl", reset=True, replace=False, mask=True, old_trace=False
     return fn
 
 
-def _dyna(all_pairs=False, model_after=False, mask=True, no_direct=False, frozen_q=False):
+def _dyna(all_pairs=False, model_after=False, mask=True, no_direct=False, frozen_q=False,
+          guard=False):
     """dyna_q_step with one planted mistake."""
     def update(Q, s, a, r, s2, term, alpha, gamma, Q_boot=None):
         boot = (Q if Q_boot is None else Q_boot)[s2].max()
@@ -44,6 +45,8 @@ def _dyna(all_pairs=False, model_after=False, mask=True, no_direct=False, frozen
             store(model, s, a, r, s_next, terminated)
         pairs = np.arange(model.seen.size) if all_pairs else np.flatnonzero(model.seen)
         frozen = Q.copy() if frozen_q else None
+        if guard and len(pairs) == 0:  # skips planning instead of crashing on an empty model
+            n_planning = 0
         for pick in rng.integers(len(pairs), size=n_planning):
             ps, pa = divmod(int(pairs[pick]), Q.shape[1])
             update(Q, ps, pa, model.reward[ps, pa], model.next_state[ps, pa],
@@ -81,6 +84,7 @@ WRONG_ANSWERS = {
     "traces_planning.dyna_q_step": {
         "plans-from-unvisited-pairs": _dyna(all_pairs=True),
         "model-updated-after-planning": _dyna(model_after=True),
+        "model-updated-after-planning-guarded": _dyna(model_after=True, guard=True),
         "bootstraps-through-terminal": _dyna(mask=False),
         "no-direct-update": _dyna(no_direct=True),
         "planning-targets-from-frozen-Q": _dyna(frozen_q=True),

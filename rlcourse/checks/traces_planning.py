@@ -122,8 +122,16 @@ def _dyna_first_steps(fn: Callable) -> None:
                            f"model should hold seen=True, next_state=4, reward=1, terminated="
                            f"True for (3, 3); got {stored}")
     Q, model = np.zeros((5, 4)), tp.DynaModel.empty(5, 4)
-    call_with(fn, "dyna_q_step on an empty model with n_planning=3", Q, model, 3, 3, 1.0, 4,
-              True, 3, 0.5, 0.9, np.random.default_rng(0))
+    Q[4] = 2.0  # e.g. an optimistic initial value in the (terminal) goal's row
+    call_with(fn, "dyna_q_step with Q[4] = [2, 2, 2, 2]", Q, model, 3, 3, 1.0, 4, True, 0,
+              0.5, 0.9, np.random.default_rng(0))
+    expect_close(Q[3, 3], 0.5, "dyna_q_step(s=3, a=3, r=1, s_next=4, terminated=True, "
+                               "n_planning=0, alpha=0.5, gamma=0.9) with Q[4] = [2, 2, 2, 2]: "
+                               "the target of a transition into a terminal state is r alone")
+    Q, model = np.zeros((5, 4)), tp.DynaModel.empty(5, 4)
+    call_with(fn, "dyna_q_step on an empty model with n_planning=3 (the transition just "
+                  "observed must be in the model before planning starts)", Q, model, 3, 3, 1.0,
+              4, True, 3, 0.5, 0.9, np.random.default_rng(0))
     expect_close(Q[3, 3], 1 - 0.5**4, "dyna_q_step(s=3, a=3, r=1, s_next=4, terminated=True, "
                  "n_planning=3, alpha=0.5) from an empty model and Q = 0: the only pair the "
                  "model knows is (3, 3), so the direct update and 3 planning updates all move "
