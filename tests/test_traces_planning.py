@@ -313,3 +313,28 @@ def test_dyna_q_learns_the_maze_faster_with_planning():
         assert len(path) - 1 <= 16 and path[-1] == 8  # near-shortest (14), ending in G (0, 8)
     with pytest.raises(ValueError, match="n_planning"):
         tp.run_dyna_q(tp.grid_tables(), -1, 3, seed=0)
+
+
+# ---- clear errors at the API boundary --------------------------------------------------------
+
+
+def test_bad_arguments_get_clear_errors():
+    data = tabular.sample_random_walks(5, n_episodes=2, n_runs=2, seed=0)
+    with pytest.raises(ValueError, match="alphas"):
+        tp.td_lambda_sweep(data, 0.5, [[0.1]])
+    with pytest.raises(ValueError, match="lam"):
+        tp.td_lambda_sweep(data, -0.1, [0.1])
+    with pytest.raises(ValueError, match="gamma"):
+        tp.linear_td_step(np.zeros(2), np.ones(2), np.ones(2), 0.0, False, 0.1, 1.5)
+    with pytest.raises(ValueError, match="n_states"):
+        tp.DynaModel.empty(0, 4)
+    with pytest.raises(ValueError, match="alpha"):
+        tp.run_dyna_q(tp.grid_tables(), 5, 2, seed=0, alpha=0.0)
+    with pytest.raises(ValueError, match="same length"):
+        tp.grid_tables(("S..", "..G."))
+    with pytest.raises(ValueError, match="n_steps"):
+        tp.baird_off_policy_td(0, seed=0)
+    with pytest.raises(ValueError, match="copy_every"):
+        tp.baird_target_network_td(10, seed=0, copy_every=0)
+    with pytest.raises(ValueError, match="max_jump"):
+        tp.walk_jump_mdp(10, 0)
