@@ -211,13 +211,22 @@ def dyna_q_step(Q: np.ndarray, model: DynaModel, s: int, a: int, r: float, s_nex
                           model.terminated[ps, pa], alpha, gamma)
 
 
+@dataclass
+class DynaResult:
+    """What :func:`run_dyna_q` measured: steps of each episode [E], the length of the greedy
+    path from the start after each episode [E] (inf if it does not reach a goal within 200
+    moves), and the final Q [S, A]."""
+
+    steps: np.ndarray
+    greedy_steps: np.ndarray
+    Q: np.ndarray
+
+
 def run_dyna_q(tables: GridTables, n_planning: int, n_episodes: int, seed: int, *,
                alpha: float = 0.1, gamma: float = 0.95, epsilon: float = 0.1,
                max_steps: int = 100_000, step_fn: Callable[..., Any] = dyna_q_step
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Dyna-Q with epsilon-greedy (random tie-breaking), Q0 = 0.
-
-    Returns (steps of each episode [E], the final Q [S, A]).
+               ) -> DynaResult:
+    """Dyna-Q with epsilon-greedy (random tie-breaking), Q0 = 0, on a grid's tables.
 
     One generator (``seed``) drives both the behaviour and the planning draws.
     """
@@ -230,16 +239,24 @@ def run_dyna_q(tables: GridTables, n_planning: int, n_episodes: int, seed: int, 
     rng = np.random.default_rng(seed)
     S, A = tables.next_state.shape
     Q, model = np.zeros((S, A)), DynaModel.empty(S, A)
-    steps = np.zeros(n_episodes, int)
+    res = DynaResult(np.zeros(n_episodes, int), np.zeros(n_episodes), Q)
     for ep in range(n_episodes):
         s, done = tables.start, False
-        while not done and steps[ep] < max_steps:
+        while not done and res.steps[ep] < max_steps:
             a = tabular.epsilon_greedy(Q[s], epsilon, rng)
             s2, r, done = tables.next_state[s, a], tables.reward[s, a], tables.terminated[s, a]
             step_fn(Q, model, s, a, float(r), int(s2), bool(done), n_planning, alpha, gamma,
                     rng)
-            s, steps[ep] = int(s2), steps[ep] + 1
-    return steps, Q
+            s, res.steps[ep] = int(s2), res.steps[ep] + 1
+        path = greedy_path(tables, Q)
+        res.greedy_steps[ep] = len(path) - 1 if _reaches_goal(tables, path) else np.inf
+    return res
+
+
+def _reaches_goal(tables: GridTables, path: list[int]) -> bool:
+    """Whether ``path`` ends in a goal (a state that some move enters with termination)."""
+    goals = np.unique(tables.next_state[tables.terminated])
+    return len(path) > 1 and path[-1] in goals.tolist()
 
 
 def greedy_path(tables: GridTables, Q: np.ndarray, max_steps: int = 200) -> list[int]:
@@ -483,7 +500,7 @@ def baird_tdc(n_steps: int, seed: int, *, alpha: float = 0.005, beta: float = 0.
 
 
 __all__ = [
-    "BAIRD_W0", "DYNA_MAZE", "DynaModel", "GridTables", "aggregation_features",
+    "BAIRD_W0", "DYNA_MAZE", "DynaModel", "DynaResult", "GridTables", "aggregation_features",
     "baird_expected_td", "baird_features", "baird_off_policy_td", "baird_target_network_td",
     "baird_tdc", "dyna_q_step",
     "episode_starts", "greedy_path", "grid_tables", "jump_walk_td", "lambda_return",

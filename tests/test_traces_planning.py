@@ -305,12 +305,14 @@ def test_planning_propagates_the_goal_value_backwards():
 def test_dyna_q_learns_the_maze_faster_with_planning():
     tb = tp.grid_tables()
     runs = [tp.run_dyna_q(tb, 50, 8, seed=s) for s in range(3)]
-    fast = np.array([steps for steps, _ in runs])
-    slow = np.array([tp.run_dyna_q(tb, 0, 8, seed=s)[0] for s in range(3)])
+    fast = np.array([run.steps for run in runs])
+    slow = np.array([tp.run_dyna_q(tb, 0, 8, seed=s).steps for s in range(3)])
     assert fast[:, 3:].mean() < 20 and slow[:, 1].mean() > 5 * fast[:, 1].mean()
-    for _, Q in runs:
-        path = tp.greedy_path(tb, Q)
+    for run in runs:
+        path = tp.greedy_path(tb, run.Q)
         assert len(path) - 1 <= 16 and path[-1] == 8  # near-shortest (14), ending in G (0, 8)
+        assert run.greedy_steps[-1] == len(path) - 1 and run.greedy_steps.min() >= 14
+    assert np.isinf(tp.run_dyna_q(tb, 0, 1, seed=0, max_steps=3).greedy_steps[0])
     with pytest.raises(ValueError, match="n_planning"):
         tp.run_dyna_q(tp.grid_tables(), -1, 3, seed=0)
 
