@@ -152,6 +152,8 @@ for lam, (err_min, a_best) in best.items():
           f"at alpha = {alphas[0]:.3f}: {sweep[lam][0]:.3f}; at alpha = {alphas[-1]:.1f}: {last}")
 for lam, e in sweep.items():  # the U: the best alpha is inside the range, clearly
     assert e[0] > best[lam][0] + 0.02 and e[-1] > best[lam][0] + 0.02, lam
+best_alphas = [best[lam][1] for lam in lambdas]
+assert all(a >= b for a, b in zip(best_alphas, best_alphas[1:]))  # the best alpha shrinks
 best_mid = min(best[lam][0] for lam in (0.4, 0.8, 0.9))
 assert best_mid < best[0.0][0] - 0.05 and best_mid < best[1.0][0] - 0.05
 
@@ -439,6 +441,9 @@ X_baird = tp.baird_features()
 print("features (rows: states 1..7, columns: w_1..w_8):")
 print(X_baird.astype(int))
 norm0 = np.linalg.norm(tp.BAIRD_W0)
+v0 = X_baird @ tp.BAIRD_W0
+print(f"initial values v = X w_0 = {v0.round(2)}; the upper states' TD target gamma v(s_7) = "
+      f"{0.99 * v0[6]:.2f}")
 W_off = tp.baird_off_policy_td(1000, seed=0, step_fn=linear_td_step)
 W_dp = tp.baird_expected_td(1000)
 W_on = tp.baird_off_policy_td(1000, seed=0, on_policy=True, step_fn=linear_td_step)
@@ -487,9 +492,11 @@ assert np.linalg.norm(W_tn[-1]) < np.linalg.norm(W_off[-1]) / 3 and rms_v(W_tn) 
 # Off-policy semi-gradient TD(0) diverges although every value function, including the true
 # one, is representable, and the *expected* update diverges too, so this is not noise. Why:
 # the updates are made under the behaviour's state distribution (mostly the upper states), but
-# the target bootstraps from state 7. Each update raising $w_8$ to fit the upper states also
-# raises $v(s_7)$, which raises their targets $\gamma v(s_7)$ again; the correction at state 7
-# itself, which would pull $w_8$ back, is too rare. Under the on-policy distribution the same
+# the target bootstraps from state 7. An update at an upper state raises $w_8$ (its target
+# $\gamma v(s_7)$ starts far above its value, printed above), and that raises $v(s_7)$ *twice* as much as the
+# upper state's own value (the feature of $w_8$ is 2 there, 1 here), so the targets run away
+# from the predictions; the update at state 7 itself, which would pull $w_8$ back, is made only
+# a seventh of the time. Under the on-policy distribution the same
 # update is stable (the TD fixed-point theory needs $\mu$ to be the distribution of the policy
 # being evaluated), and **TDC**, a *gradient-TD* method that follows the true gradient of the
 # projected Bellman error with a second weight vector, keeps the weights bounded off-policy.
@@ -502,6 +509,10 @@ assert np.linalg.norm(W_tn[-1]) < np.linalg.norm(W_off[-1]) / 3 and rms_v(W_tn) 
 # **function approximation** + **bootstrapping** + **off-policy training**. Any two are safe:
 # tables with off-policy bootstrapping (Q-learning), linear on-policy TD, or off-policy Monte
 # Carlo (no bootstrapping). Baird's example has all three.
+#
+# It also qualifies a common claim: value-based methods are not "the more stable family" in
+# general; off-policy value learning with function approximation is exactly the combination
+# that can diverge, while on-policy policy-gradient methods do not bootstrap off-policy.
 #
 # DQN (notebook 04) has all three as well: a neural network, the bootstrapped target
 # $r + \gamma\max_{a'}Q(s', a')$, and off-policy data from a replay buffer and a greedy target
