@@ -23,7 +23,8 @@
 # 4. implement semi-gradient linear TD(0) with an importance ratio, find its fixed point with
 #    state aggregation (S&B Figure 9.2) and watch it diverge on Baird's counterexample
 #    (S&B Figure 11.2);
-# 5. name the deadly triad and the remedies: on-policy data, gradient-TD (TDC), target networks.
+# 5. name the deadly triad, and say what cures it on Baird's example (on-policy data,
+#    gradient-TD such as TDC) and what only slows it down (a target network).
 #
 # Conventions as in notebook 03: `rewards[t]` follows `actions[t]`, and `terminated` marks a
 # transition into a terminal state, whose value is 0.
@@ -55,9 +56,9 @@ session = rlcourse.setup(seed=0)
 # where $G_t^{(n)} = r_{t+1} + \dots + \gamma^{n-1}r_{t+n} + \gamma^n V(s_{t+n})$ and $G_t$ is
 # the Monte-Carlo return (the weights sum to 1). $\lambda = 0$ gives the TD(0) target,
 # $\lambda = 1$ the Monte-Carlo return. Updating towards $G_t^\lambda$ (the *forward view*)
-# has to wait for the end of the episode. The **backward view** gets the same effect online,
-# with one extra vector, the **eligibility trace** $z$, that remembers which states were
-# visited recently:
+# has to wait for the end of the episode. The **backward view** gets (almost) the same effect
+# online, with one extra vector, the **eligibility trace** $z$, that remembers which states
+# were visited recently:
 # $$z_t = \gamma\lambda\, z_{t-1} + \nabla_w v(s_t, w), \qquad
 #   \delta_t = r_{t+1} + \gamma\, v(s_{t+1}, w) - v(s_t, w), \qquad
 #   w \leftarrow w + \alpha\,\delta_t\, z_t .$$
@@ -66,7 +67,7 @@ session = rlcourse.setup(seed=0)
 # $v(s, w) = w^\top x(s)$ the gradient is the feature vector $x(s_t)$; with **one-hot**
 # features $x(s) = e_s$, $w$ *is* the table $V$ and this is tabular TD($\lambda$). Adding
 # $x(s_t)$ is the **accumulating** trace; a **replacing** trace would set the visited
-# state's entry to 1 instead (S&B section 12.3). Here we use accumulating traces.
+# state's entry to 1 instead (S&B chapter 12). Here we use accumulating traces.
 #
 # ### Exercise 1: one step of TD($\lambda$)
 # Complete `td_lambda_step`. It must work on stacks of problems: `w`, `z`, `x`, `x_next` have
@@ -231,7 +232,10 @@ for gamma in (1.0, 0.9):
 #
 # ### Exercise 2: one step of Dyna-Q
 # Complete `dyna_q_step`; it updates `Q` and `model` in place. To make runs reproducible (and
-# checkable), draw the planning pairs exactly as the docstring says.
+# checkable), draw the planning pairs exactly as the docstring says. You may write the
+# Q-learning update yourself or call `tp.q_learning_update(Q, s, a, r, s_next, terminated,
+# alpha, gamma)` (in place); the exercise is the order of the three stages and the planning
+# loop.
 
 # %%
 def dyna_q_step(Q, model, s, a, r, s_next, terminated, n_planning, alpha, gamma, rng):
@@ -347,8 +351,9 @@ assert np.isfinite(final).all() and np.median(final) <= shortest + 2
 # $$w \leftarrow w + \alpha\,\rho\,\delta\, x(s), \qquad \delta = r + \gamma\, w^\top x(s')
 #   - w^\top x(s).$$
 # It is the gradient step on $\tfrac12(\text{target} - v(s, w))^2$ **with the target held
-# constant**, hence "semi": the target depends on $w$ too, and the full gradient would be
-# $\delta\,(x(s) - \gamma x(s'))$ (the *residual gradient*, a different and slower algorithm).
+# constant**, hence "semi": the target depends on $w$ too, and the full-gradient step would
+# move along $\delta\,(x(s) - \gamma x(s'))$ (the *residual-gradient* algorithm, a different
+# and usually slower method).
 # For off-policy data the update is weighted by the importance ratio
 # $\rho = \pi(a \mid s)/b(a \mid s)$ of the action taken (notebook 03), so that on average it
 # is the update the target policy $\pi$ would make from the behaviour $b$'s states.
