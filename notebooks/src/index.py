@@ -3,7 +3,8 @@
 #
 # Welcome. This course takes you from a multi-armed bandit to aligning a small GPT with a reward
 # model and PPO, with DPO and with GRPO, on a laptop CPU and fully offline. Work through the
-# notebooks in order; each one builds on the previous one.
+# notebooks in order; each one builds on the previous one (Part IV says where its
+# notebooks fit).
 #
 # ## Part I: foundations and tabular RL
 #
@@ -39,6 +40,19 @@
 # | 12 | [DPO and friends](12_dpo.ipynb) | The closed-form optimum, the DPO loss and its sign, implicit rewards, likelihood displacement, IPO, KTO, ORPO |
 # | 13 | [GRPO and friends](13_grpo.ipynb) | Group-normalised advantages, token-level losses, verifiable rewards, Dr. GRPO, DAPO, RLOO, REINFORCE++ |
 # | 14 | [Head to head, and reasoning at test time](14_head_to_head.ipynb) | RM + PPO vs DPO vs GRPO on one task, best-of-N and majority vote, ORM vs PRM, the same runs in TRL |
+#
+# ## Part IV: beyond the study notes
+#
+# Three notebooks that a reader of Sutton & Barto or Spinning Up will look for. They come last
+# in the numbering but need only Parts I–II: take 15 and 16 any time after notebook 03 (16
+# before 04 is a good moment, as it shows the deadly triad that DQN's target network answers),
+# and 17 after notebooks 07–08.
+#
+# | # | Notebook | You will learn |
+# |---|---|---|
+# | 15 | [Classic tabular control](15_tabular_control.ipynb) | Expected SARSA, maximisation bias and Double Q-learning, Monte Carlo control on blackjack, ordinary vs weighted importance sampling |
+# | 16 | [Traces, planning and linear function approximation](16_traces_planning_approx.ipynb) | TD(λ) and eligibility traces (and GAE's λ), Dyna-Q, semi-gradient TD, Baird's counterexample and the deadly triad |
+# | 17 | [Continuous control](17_continuous_control.ipynb) | Gaussian policies, the tanh-squashing correction, PPO on continuous actions, SAC with twin critics and automatic temperature |
 #
 # ## How the exercises work
 #
