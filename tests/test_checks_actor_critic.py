@@ -397,3 +397,27 @@ def test_a2c_loss_failures_say_what_type_was_expected(candidate, words):
 
     result = exercises.evaluate("actor_critic.a2c_loss", candidate)
     assert result.status == "failed" and words in result.message, result
+
+
+def _mask_invariants(ro):
+    """What next-step autoreset implies for the masks of a rollout [T, N]."""
+    ends = ro.dones & ro.valid
+    assert torch.equal(ro.valid[1:], ~ends[:-1])  # the step after an end is an autoreset step
+    assert not (ro.terminated & ~ro.valid).any() and ro.dones[~ro.valid].all()
+    assert (ro.rewards[~ro.valid] == 0).all()
+
+
+@pytest.mark.parametrize("truncation", [False, True])
+def test_the_a2c_check_uses_rollouts_shaped_like_real_ones(truncation):
+    from rlcourse.checks.actor_critic import _synthetic_rollout
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        real = actor_critic.rollout(actor_critic.A2CPolicy(actor_critic.ActorCritic(4, 2)),
+                                    "CartPole-v1", num_envs=4, n_steps=60, seed=0)
+    assert (real.dones & real.valid).any()
+    _mask_invariants(real)
+    fake = _synthetic_rollout(0, truncation)
+    _mask_invariants(fake)
+    truncated = fake.dones & fake.valid & ~fake.terminated
+    assert bool(truncated.any()) == truncation and fake.terminated.any()
