@@ -250,7 +250,16 @@ def collect(envs, net: ActorCritic, prog: _Progress, cfg: Config, device: str,
 
 def update(net: ActorCritic, optimizer: torch.optim.Optimizer, ro: Rollout, cfg: Config,
            gae_fn: Callable = gae, loss_fn: Callable = a2c_loss) -> dict[str, float]:
-    """One gradient step of A2C on rollout ``ro``; returns the loss parts."""
+    """One gradient step of A2C on rollout ``ro``; returns the loss parts (floats).
+
+    In order: one forward pass of ``net`` on the T+1 observations (``ro.obs`` and
+    ``ro.last_obs``); transposed to [N, T], advantages ``gae_fn(rewards, V(s_t), V(s_t+1),
+    terminated, dones, gamma, lam)`` and the critic's targets advantages + V(s_t), all
+    computed without gradient; advantages normalised over the valid steps if
+    ``cfg.normalize_advantages``; ``loss_fn`` with mask = ``ro.valid``, ``cfg.vf_coef`` and
+    ``cfg.ent_coef``; zero_grad, backward, clip the gradient norm of all parameters at
+    ``cfg.max_grad_norm``, one optimizer step.
+    """
     logits, values = net(torch.cat([ro.obs, ro.last_obs[None]]))  # [T+1, N, A], [T+1, N]
     bt = lambda x: x.transpose(0, 1)  # [T, N] -> [N, T], the layout of rlcourse.advantages
     mask = bt(ro.valid).float()
@@ -272,18 +281,21 @@ def update(net: ActorCritic, optimizer: torch.optim.Optimizer, ro: Rollout, cfg:
 
 def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
           progress: bool = True, gae_fn: Callable = gae, loss_fn: Callable = a2c_loss,
-          **overrides) -> deeprl.TrainResult:
+          update_fn: Callable | None = None, **overrides) -> deeprl.TrainResult:
     """Train A2C on ``env_id``; ``overrides`` change fields of :class:`Config`.
 
     ``gae_fn`` and ``loss_fn`` (same signatures as :func:`rlcourse.advantages.gae` and
-    :func:`a2c_loss`) let a notebook plug in its own versions. Stops at ``total_steps`` env
-    steps (summed over sub-envs), or once solved if ``stop_when_solved``.
+    :func:`a2c_loss`) let a notebook plug in its own versions; or a whole
+    ``update_fn(net, optimizer, ro, cfg) -> parts`` (the signature of :func:`update` without
+    its last two arguments: it computes its own advantages and loss). Stops at
+    ``total_steps`` env steps (summed over sub-envs), or once solved if ``stop_when_solved``.
     """
     from tqdm.auto import tqdm
 
     from rlcourse.core import seed_everything
 
     cfg = make_config(**overrides)
+    step = _update_hook(update_fn, gae_fn, loss_fn)
     seed_everything(seed)
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
     obs_dim, n_actions = deeprl.check_env_for("A2C", envs)
@@ -298,7 +310,7 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
     while prog.steps < cfg.total_steps:
         before = prog.steps
         ro = collect(envs, net, prog, cfg, device)
-        parts = update(net, optimizer, ro, cfg, gae_fn, loss_fn)
+        parts = step(net, optimizer, ro, cfg)
         _log(prog, parts)
         bar.update(prog.steps - before)
         if cfg.stop_when_solved and prog.steps_to_solve is not None:
@@ -310,6 +322,19 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
         steps_to_solve=prog.steps_to_solve, seconds_to_solve=prog.seconds_to_solve,
         total_steps=prog.steps, seconds=time.perf_counter() - prog.started,
         act=A2CPolicy(net), episode_returns=list(prog.tracker.returns), history=prog.history)
+
+
+def _update_hook(update_fn: Callable | None, gae_fn: Callable, loss_fn: Callable) -> Callable:
+    """The validated update step of :func:`train`: ``update_fn`` or :func:`update`."""
+    for name, fn in (("update_fn", update_fn), ("gae_fn", gae_fn), ("loss_fn", loss_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a function, got {type(fn).__name__}")
+    if update_fn is None:
+        return lambda net, opt, ro, cfg: update(net, opt, ro, cfg, gae_fn, loss_fn)
+    if gae_fn is not gae or loss_fn is not a2c_loss:
+        raise ValueError("pass gae_fn/loss_fn or update_fn, not both: your update_fn computes "
+                         "the advantages and the loss itself")
+    return update_fn
 
 
 def _threshold(env_id: str) -> float | None:
@@ -324,8 +349,12 @@ def _log(prog: _Progress, parts: dict[str, float]) -> None:
     h = prog.history
     h["update_step"].append(prog.steps)
     h["running_mean"].append(prog.tracker.running_mean)
-    for k in ("policy_loss", "value_loss", "entropy"):
-        h[k].append(parts[k])
+    keys = ("policy_loss", "value_loss", "entropy")
+    if not isinstance(parts, dict) or any(k not in parts for k in keys):
+        raise ValueError(f"an update must return a dict with the keys {keys}, got "
+                         f"{parts if isinstance(parts, dict) else type(parts).__name__}")
+    for k in keys:
+        h[k].append(float(parts[k]))
 
 
 # ---- policy evaluation on a fixed rollout (the truncation experiment) --------------------

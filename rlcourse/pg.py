@@ -538,10 +538,25 @@ def _track(run: _Run, ro: dict[str, np.ndarray]) -> None:
     run.steps = int(valid_so_far[-1])
 
 
-def _update(policy: nn.Module, value: nn.Module, opts: tuple, batch: EpisodeBatch, cfg: Config,
-            returns_fn: Callable, loss_fn: Callable) -> dict[str, float]:
-    """One REINFORCE step for the policy and ``cfg.value_steps`` regression steps for V."""
-    opt_pi, opt_v = opts
+STATS_KEYS = ("policy_loss", "value_loss", "entropy", "grad_norm")
+
+
+def update(policy: nn.Module, value: nn.Module, optimizers: tuple, batch: EpisodeBatch,
+           cfg: Config, returns_fn: Callable = reward_to_go,
+           loss_fn: Callable = reinforce_loss) -> dict[str, float]:
+    """One REINFORCE step for the policy, then ``cfg.value_steps`` regression steps for V.
+
+    ``optimizers`` = (the policy's, the value network's). In order: bootstrap truncated
+    episodes with gamma * V(final_obs) (:func:`bootstrap_truncated`); reward-to-go returns
+    (``returns_fn``, zero on padding); weights = returns - V(s_t) computed without gradient
+    (``cfg.baseline == "value"``), normalised over the real steps if
+    ``cfg.normalize_advantages``; ``loss_fn`` (sum over time, mean over episodes); zero_grad,
+    backward, clip the policy's gradient norm at ``cfg.max_grad_norm``, step; then
+    ``cfg.value_steps`` steps on 0.5 * masked mean (V(s_t) - return_t)^2 (none without a
+    value baseline). Returns floats: policy_loss, value_loss (its last step), entropy (masked
+    mean) and grad_norm (before clipping).
+    """
+    opt_pi, opt_v = optimizers
     rewards = batch.rewards
     if bool(batch.truncated.any()):  # bootstrap the time limit, not termination
         with torch.no_grad():
@@ -572,15 +587,60 @@ def _update(policy: nn.Module, value: nn.Module, opts: tuple, batch: EpisodeBatc
             "grad_norm": float(grad_norm)}
 
 
+ROLLOUT_KEYS = ("obs", "actions", "rewards", "terminated", "truncated", "valid", "keep",
+                "next_obs")
+
+
+def check_rollout(ro: object, num_envs: int) -> dict[str, np.ndarray]:
+    """The rollout ``ro`` of :func:`collect_episodes` as numpy arrays, or a clear error.
+
+    It must be a dict with every key of ``ROLLOUT_KEYS``: arrays [T, num_envs] (``obs`` and
+    ``next_obs`` [T, num_envs, obs_dim]).
+    """
+    if not isinstance(ro, dict):
+        raise TypeError(f"a rollout must be a dict of arrays, got {type(ro).__name__}")
+    missing = [k for k in ROLLOUT_KEYS if k not in ro]
+    if missing:
+        raise ValueError(f"the rollout lacks the keys {missing}; it needs all of {ROLLOUT_KEYS}")
+    out = {k: np.asarray(ro[k]) for k in ROLLOUT_KEYS}
+    shape = out["rewards"].shape
+    if len(shape) != 2 or shape[1] != num_envs or shape[0] < 1:
+        raise ValueError(f"rollout arrays must be [T, num_envs={num_envs}], rewards has {shape}")
+    for k, v in out.items():
+        if v.shape[:2] != shape or v.ndim != (3 if k in ("obs", "next_obs") else 2):
+            raise ValueError(f"rollout[{k!r}] has shape {v.shape}; expected {shape}"
+                             + (" + (obs_dim,)" if k in ("obs", "next_obs") else ""))
+    return out
+
+
+def _hooks(collect_fn: Callable, update_fn: Callable | None, returns_fn: Callable,
+           loss_fn: Callable) -> tuple[Callable, Callable]:
+    """Validated (collect, update) for :func:`train`."""
+    for name, fn in (("collect_fn", collect_fn), ("update_fn", update_fn),
+                     ("returns_fn", returns_fn), ("loss_fn", loss_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a function, got {type(fn).__name__}")
+    if update_fn is None:
+        return collect_fn, lambda *args: update(*args, returns_fn=returns_fn, loss_fn=loss_fn)
+    if returns_fn is not reward_to_go or loss_fn is not reinforce_loss:
+        raise ValueError("pass returns_fn/loss_fn or update_fn, not both: your update_fn "
+                         "computes the returns and the loss itself")
+    return collect_fn, update_fn
+
+
 def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
           progress: bool = True, returns_fn: Callable = reward_to_go,
-          loss_fn: Callable = reinforce_loss, **overrides) -> deeprl.TrainResult:
+          loss_fn: Callable = reinforce_loss, collect_fn: Callable = collect_episodes,
+          update_fn: Callable | None = None, **overrides) -> deeprl.TrainResult:
     """REINFORCE with reward-to-go and (by default) a learned value baseline.
 
     Each iteration resets the ``num_envs`` envs, keeps the first ``episodes_per_env`` complete
-    episodes of every env (:func:`collect_episodes`), and makes one policy-gradient step.
-    ``returns_fn`` and ``loss_fn`` (signatures of :func:`reward_to_go` and
-    :func:`reinforce_loss`) let a notebook plug in its own versions. Stops after
+    episodes of every env (:func:`collect_episodes`), and makes one policy-gradient step
+    (:func:`update`). A notebook plugs in its own versions: ``returns_fn`` and ``loss_fn``
+    (signatures of :func:`reward_to_go` and :func:`reinforce_loss`), or a whole
+    ``collect_fn(envs, act, episodes_per_env)`` and ``update_fn(policy, value, optimizers,
+    batch, cfg)`` (signatures of :func:`collect_episodes` and :func:`update` without its last
+    two arguments; an ``update_fn`` computes its own returns and loss). Stops after
     ``total_steps`` env steps (summed over sub-envs, counting the discarded steps of envs
     waiting for the slowest), or once solved if ``stop_when_solved``.
     """
@@ -589,6 +649,7 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
     from rlcourse.core import seed_everything
 
     cfg = make_config(**overrides)
+    collect, step = _hooks(collect_fn, update_fn, returns_fn, loss_fn)
     seed_everything(seed)
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
     obs_dim, n_actions = deeprl.check_env_for("REINFORCE", envs)
@@ -604,13 +665,13 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
                disable=not progress, leave=False)
     while run.steps < cfg.total_steps:
         before = run.steps
-        ro = collect_episodes(envs, act, cfg.episodes_per_env)
+        ro = check_rollout(collect(envs, act, cfg.episodes_per_env), cfg.num_envs)
         batch = _split_episodes(ro, device)
         _track(run, ro)
         bar.update(run.steps - before)
         if cfg.stop_when_solved and run.steps_to_solve is not None:
             break
-        stats = _update(policy, value, opts, batch, cfg, returns_fn, loss_fn)
+        stats = step(policy, value, opts, batch, cfg)
         _log(run, stats)
         bar.set_postfix(mean20=f"{run.tracker.running_mean:.0f}")
     bar.close()
@@ -627,8 +688,11 @@ def _log(run: _Run, stats: dict[str, float]) -> None:
     h["update_step"].append(run.steps)
     h["running_mean"].append(run.tracker.running_mean)
     h["episodes"].append(len(run.tracker.returns))
-    for k, v in stats.items():
-        h[k].append(v)
+    if not isinstance(stats, dict) or any(k not in stats for k in STATS_KEYS):
+        raise ValueError(f"an update must return a dict with the keys {STATS_KEYS}, got "
+                         f"{stats if isinstance(stats, dict) else type(stats).__name__}")
+    for k in STATS_KEYS:
+        h[k].append(float(stats[k]))
 
 
 def episodes_to_solve(returns: list[float] | np.ndarray, threshold: float,

@@ -343,3 +343,29 @@ def test_bad_inputs():
         ac.train("Pendulum-v1", progress=False)
     with pytest.raises(ValueError, match="unknown environment"):
         ac.train("CartPol-v1", progress=False)
+
+
+# ---- the update_fn hook of train -------------------------------------------------------------
+
+def test_train_with_the_package_update_as_hook_is_the_same_run():
+    kw = dict(seed=1, progress=False, total_steps=3000, stop_when_solved=False)
+    calls = []
+
+    def update_fn(net, optimizer, ro, cfg):
+        calls.append(1)
+        return ac.update(net, optimizer, ro, cfg)
+
+    a, b = ac.train(**kw), ac.train(**kw, update_fn=update_fn)
+    assert len(calls) == len(b.history["update_step"]) > 5
+    assert a.episode_returns == b.episode_returns and a.history == b.history
+    for p, q in zip(a.act.net.parameters(), b.act.net.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_train_update_hook_rejects_bad_inputs():
+    with pytest.raises(TypeError, match="update_fn must be a function"):
+        ac.train(progress=False, update_fn=3)
+    with pytest.raises(ValueError, match="not both"):
+        ac.train(progress=False, update_fn=ac.update, gae_fn=lambda *a: None)
+    with pytest.raises(ValueError, match="must return a dict with the keys"):
+        ac.train(progress=False, total_steps=600, update_fn=lambda *a: [0.0, 0.0, 0.0])

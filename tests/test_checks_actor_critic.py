@@ -277,6 +277,103 @@ WRONG_ANSWERS = {
 }
 
 
+# ---- a2c_update ----------------------------------------------------------------------------
+
+def _a2c_variant(net, optimizer, ro, cfg, *, target_attached=False, adv_attached=False,
+                 trunc_as_term=False, no_zero_grad=False, entropy_sign=1.0, policy_sign=1.0,
+                 no_vf_coef=False, no_half=False, no_clip=False, clip_actor_only=False,
+                 normalize_always=False, targets_from_normalized=False, fresh_adam=False):
+    """The A2C update, loss written inline, with one planted mistake switched on."""
+    from rlcourse.advantages import gae, normalize
+
+    if fresh_adam and isinstance(optimizer, torch.optim.Adam):
+        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    logits, values = net(torch.cat([ro.obs, ro.last_obs[None]]))
+    bt = lambda x: x.transpose(0, 1)
+    mask = bt(ro.valid).float()
+    v = values if (target_attached or adv_attached) else values.detach()
+    term = ro.dones if trunc_as_term else ro.terminated
+    adv = gae(bt(ro.rewards), bt(v[:-1]), bt(v[1:]), bt(term), bt(ro.dones), cfg.gamma, cfg.lam)
+    returns = adv + bt(v[:-1])
+    if not target_attached:
+        returns = returns.detach()
+    if cfg.normalize_advantages or normalize_always:
+        adv = normalize(adv, mask)
+    if targets_from_normalized:
+        returns = (adv + bt(v[:-1])).detach()
+    if not adv_attached:
+        adv = adv.detach()
+    log_probs = torch.log_softmax(bt(logits[:-1]), dim=-1)
+    logp = log_probs.gather(-1, bt(ro.actions).long().unsqueeze(-1)).squeeze(-1)
+    entropy = masked_mean(-(log_probs.exp() * log_probs).sum(-1), mask)
+    policy_loss = -policy_sign * masked_mean(logp * adv, mask)
+    value_loss = (1.0 if no_half else 0.5) * masked_mean((bt(values[:-1]) - returns) ** 2, mask)
+    loss = (policy_loss + (1.0 if no_vf_coef else cfg.vf_coef) * value_loss
+            - entropy_sign * cfg.ent_coef * entropy)
+    if not no_zero_grad:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if not no_clip:
+        params = net.actor.parameters() if clip_actor_only else net.parameters()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    optimizer.step()
+    return {"policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
+            "entropy": float(entropy.detach())}
+
+
+def _a2c(**flag):
+    def fn(net, optimizer, ro, cfg):
+        return _a2c_variant(net, optimizer, ro, cfg, **flag)
+    fn.__doc__ = f"The A2C update with {flag}."
+    return fn
+
+
+def a2c_update_bad_parts(net, optimizer, ro, cfg):
+    """Right step, but reports the entropy as the value loss."""
+    parts = actor_critic.update(net, optimizer, ro, cfg)
+    return {**parts, "value_loss": parts["entropy"]}
+
+
+def test_the_a2c_variant_without_mistakes_passes():
+    """Each planted mistake below differs from a correct inline update by one flag."""
+    assert_verdict("actor_critic.a2c_update", _a2c(), "passed")
+
+
+WRONG_ANSWERS["actor_critic.a2c_update"] = {
+    "value_target_not_detached": _a2c(target_attached=True),
+    "advantage_not_detached": _a2c(adv_attached=True),
+    "truncation_as_termination": _a2c(trunc_as_term=True),
+    "no_zero_grad": _a2c(no_zero_grad=True),
+    "entropy_sign": _a2c(entropy_sign=-1.0),
+    "policy_sign": _a2c(policy_sign=-1.0),
+    "critic_without_vf_coef": _a2c(no_vf_coef=True),
+    "critic_without_half": _a2c(no_half=True),
+    "no_clipping": _a2c(no_clip=True),
+    "clips_the_actor_only": _a2c(clip_actor_only=True),
+    "always_normalizes": _a2c(normalize_always=True),
+    "targets_from_normalized_advantages": _a2c(targets_from_normalized=True),
+    "rebuilds_the_optimizer": _a2c(fresh_adam=True),
+    "wrong_parts": a2c_update_bad_parts,
+}
+
+
+@pytest.mark.parametrize("label,words", [
+    ("value_target_not_detached", "did you detach the value target?"),
+    ("advantage_not_detached", "with vf_coef = 0"),
+    ("truncation_as_termination", "truncation is not a termination"),
+    ("no_zero_grad", "zero_grad"),
+    ("entropy_sign", "bonus"),
+    ("critic_without_vf_coef", "multiplied by cfg.vf_coef"),
+    ("critic_without_half", "times the reference's length"),
+])
+def test_a2c_update_failures_name_the_likely_cause(label, words):
+    from rlcourse import exercises
+
+    result = exercises.evaluate("actor_critic.a2c_update",
+                                WRONG_ANSWERS["actor_critic.a2c_update"][label])
+    assert result.status == "failed" and words in result.message, result.message
+
+
 @pytest.mark.parametrize("name,candidate,expected", honesty_cases(WRONG_ANSWERS))
 def test_check_is_honest(name, candidate, expected):
     assert_verdict(name, candidate, expected)
@@ -300,3 +397,27 @@ def test_a2c_loss_failures_say_what_type_was_expected(candidate, words):
 
     result = exercises.evaluate("actor_critic.a2c_loss", candidate)
     assert result.status == "failed" and words in result.message, result
+
+
+def _mask_invariants(ro):
+    """What next-step autoreset implies for the masks of a rollout [T, N]."""
+    ends = ro.dones & ro.valid
+    assert torch.equal(ro.valid[1:], ~ends[:-1])  # the step after an end is an autoreset step
+    assert not (ro.terminated & ~ro.valid).any() and ro.dones[~ro.valid].all()
+    assert (ro.rewards[~ro.valid] == 0).all()
+
+
+@pytest.mark.parametrize("truncation", [False, True])
+def test_the_a2c_check_uses_rollouts_shaped_like_real_ones(truncation):
+    from rlcourse.checks.actor_critic import _synthetic_rollout
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        real = actor_critic.rollout(actor_critic.A2CPolicy(actor_critic.ActorCritic(4, 2)),
+                                    "CartPole-v1", num_envs=4, n_steps=60, seed=0)
+    assert (real.dones & real.valid).any()
+    _mask_invariants(real)
+    fake = _synthetic_rollout(0, truncation)
+    _mask_invariants(fake)
+    truncated = fake.dones & fake.valid & ~fake.terminated
+    assert bool(truncated.any()) == truncation and fake.terminated.any()

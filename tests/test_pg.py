@@ -383,3 +383,108 @@ def test_the_deterministic_return_is_piecewise_constant():
     assert stoch.shape == (96,) and np.all(stoch >= 1)
     with pytest.raises(ValueError, match="temperature"):
         pg.linear_policy_returns(w, stochastic=True, temperature=0.0)
+
+
+# ---- pg.update against the closed-form score, and the train hooks ---------------------------
+
+def _linear_setup(truncated=False, **overrides):
+    """Linear policy and value (no bias) on a hand-made batch of 3 episodes, plain SGD."""
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([4, 2, 5])
+    mask = (torch.arange(5)[None, :] < lengths[:, None]).float()
+    obs = torch.randn(3, 5, 3, generator=g, dtype=torch.float64) * mask[..., None]
+    actions = torch.randint(0, 2, (3, 5), generator=g) * mask.long()
+    rewards = (1.0 + torch.randn(3, 5, generator=g, dtype=torch.float64)) * mask
+    trunc = torch.tensor([False, truncated, False])
+    batch = pg.EpisodeBatch(obs, actions, rewards, mask.double(), trunc,
+                            torch.randn(3, 3, generator=g, dtype=torch.float64))
+    policy = torch.nn.Linear(3, 2, bias=False).double()
+    value = torch.nn.Linear(3, 1, bias=False).double()
+    opts = (torch.optim.SGD(policy.parameters(), lr=0.1),
+            torch.optim.SGD(value.parameters(), lr=0.1))
+    cfg = pg.make_config(max_grad_norm=1e9, gamma=0.9, **overrides)
+    return policy, value, opts, batch, cfg
+
+
+def _returns_by_hand(batch, value, gamma, bootstrap):
+    r = batch.rewards.numpy().copy()
+    out = np.zeros_like(r)
+    for b in range(r.shape[0]):
+        n = int(batch.mask[b].sum())
+        g = float(value(batch.final_obs[b]).detach()) if bootstrap and batch.truncated[b] else 0.0
+        for t in range(n - 1, -1, -1):
+            g = r[b, t] + gamma * g
+            out[b, t] = g
+    return out
+
+
+@pytest.mark.parametrize("truncated", [False, True])
+def test_update_is_the_reinforce_estimate_built_from_the_softmax_score(truncated):
+    """Policy step = lr * (1/B) sum_bt G_bt (onehot - pi) obs^T; value step = the regression."""
+    policy, value, opts, batch, cfg = _linear_setup(truncated, baseline="none",
+                                                    normalize_advantages=False)
+    w0 = policy.weight.detach().clone()
+    G = _returns_by_hand(batch, value, 0.9, bootstrap=True)
+    stats = pg.update(policy, value, opts, batch, cfg)
+    pi = torch.softmax(batch.obs @ w0.T, -1).numpy()
+    score = np.eye(2)[batch.actions.numpy()] - pi  # [B, T, A]
+    m = batch.mask.numpy()
+    grad = np.einsum("bt,bta,bto->ao", m * G, score, batch.obs.numpy()) / 3
+    np.testing.assert_allclose(policy.weight.detach().numpy() - w0.numpy(), 0.1 * grad,
+                               atol=1e-12)
+    assert stats["value_loss"] == 0.0 and set(stats) == set(pg.STATS_KEYS)
+
+
+def test_update_value_steps_regress_on_the_bootstrapped_returns_without_policy_gradient():
+    policy, value, opts, batch, cfg = _linear_setup(True, value_steps=1)
+    u0 = value.weight.detach().clone()
+    G = _returns_by_hand(batch, value, 0.9, bootstrap=True)
+    calls = []
+    value.weight.register_hook(lambda g: calls.append(1))
+    pg.update(policy, value, opts, batch, cfg)
+    assert len(calls) == 1  # only the value step reached V: the baseline is detached
+    obs, m = batch.obs.numpy(), batch.mask.numpy()
+    err = (obs @ u0.numpy().T)[..., 0] - G  # V(s_t) - G_t
+    grad = np.einsum("bt,bto->o", m * err, obs) / m.sum()
+    np.testing.assert_allclose(value.weight.detach().numpy()[0] - u0.numpy()[0], -0.1 * grad,
+                               atol=1e-12)
+
+
+def test_train_with_the_package_functions_as_hooks_is_the_same_run():
+    kw = dict(seed=2, progress=False, total_steps=2500, stop_when_solved=False)
+    calls = []
+
+    def update_fn(policy, value, optimizers, batch, cfg):
+        calls.append(1)
+        return pg.update(policy, value, optimizers, batch, cfg)
+
+    a = pg.train(**kw)
+    b = pg.train(**kw, collect_fn=pg.collect_episodes, update_fn=update_fn)
+    assert calls and a.episode_returns == b.episode_returns and a.history == b.history
+    for p, q in zip(a.act.net.parameters(), b.act.net.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_train_hooks_reject_bad_inputs():
+    with pytest.raises(TypeError, match="collect_fn must be a function"):
+        pg.train(progress=False, collect_fn="mine")
+    with pytest.raises(ValueError, match="not both"):
+        pg.train(progress=False, update_fn=pg.update, loss_fn=lambda *a: 0.0)
+    drop_keep = lambda envs, act, k: {key: v for key, v in pg.collect_episodes(
+        envs, act, k).items() if key != "keep"}
+    with pytest.raises(ValueError, match=r"lacks the keys \['keep'\]"):
+        pg.train(progress=False, total_steps=500, collect_fn=drop_keep)
+    with pytest.raises(ValueError, match="must return a dict with the keys"):
+        pg.train(progress=False, total_steps=500, update_fn=lambda *a: 0.5)
+
+
+def test_check_rollout_names_the_bad_shape():
+    ro = {k: np.zeros((5, 2)) for k in pg.ROLLOUT_KEYS}
+    ro["obs"] = ro["next_obs"] = np.zeros((5, 2, 4))
+    assert pg.check_rollout(ro, 2)["obs"].shape == (5, 2, 4)
+    with pytest.raises(TypeError, match="must be a dict"):
+        pg.check_rollout([1, 2], 2)
+    with pytest.raises(ValueError, match=r"\[T, num_envs=3\]"):
+        pg.check_rollout(ro, 3)
+    with pytest.raises(ValueError, match="rollout\\['keep'\\] has shape"):
+        pg.check_rollout({**ro, "keep": np.zeros((4, 2))}, 2)

@@ -30,6 +30,8 @@
 # `actions[t]`. Objectives $J$ are *maximised*; code *minimises* `loss = -J`.
 
 # %%
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -37,7 +39,7 @@ import torch
 import rlcourse
 import rlcourse.results
 from rlcourse import deeprl, pg
-from rlcourse.exercises import check
+from rlcourse.exercises import check, show_source
 from rlcourse.plotting import moving_average
 
 session = rlcourse.setup(seed=0)
@@ -581,6 +583,9 @@ plt.show()
 # 4. one Adam step (lr $10^{-2}$, gradient norm clipped at 1) on your `reinforce_loss`, and
 #    5 Adam steps on the value loss.
 #
+# You build step 1 in Exercise 5 and steps 2 to 4 in Exercise 6, and `pg.train` then runs
+# your code.
+#
 # **Step 1: a batch must be a fair sample of episodes.** The estimator is an average over
 # episodes drawn from $p_\theta(\tau)$, so the rule that decides which episodes enter the batch
 # must not look at their lengths. A tempting rule does: run the copies until each has finished
@@ -602,6 +607,65 @@ mean_all_finished = float(lengths[ends <= slowest[:, None, None]].mean())
 print(f"true mean length 22 | first episode of every copy: {mean_first:.1f} | every episode "
       f"finished when the slowest copy's first one ends: {mean_all_finished:.1f}")
 assert abs(mean_first - 22) < 0.3 and mean_all_finished < 22 * 0.85
+
+# %% [markdown]
+# ### Exercise 5: collect a fair batch (REINFORCE, stage 1 of 2)
+# Build step 1 yourself. `collect_episodes(envs, act, episodes_per_env)` gets a seeded vector
+# env, a function `act(obs)` (observations `[N, obs_dim]` to sampled actions `[N]`) and the
+# number $k$ of episodes each copy must contribute. The contract, which lets the check replay
+# your loop step for step against the package's on the same seeds:
+#
+# * reset once with `envs.reset()` (no seed: the envs are seeded already), then call
+#   `act(obs)` exactly once per vector step, on the observations the envs just returned;
+# * `valid = mask.step(terminated, truncated)` with a `deeprl.StepMask(N)` (False on the
+#   autoreset step after an episode end);
+# * `keep`: the valid steps of each copy's first $k$ episodes; a copy has finished an episode
+#   on a kept step that terminated or truncated;
+# * stop as soon as every copy has finished $k$ episodes, and return a dict of arrays stacked
+#   over time, `[T, N]` (`obs`, `next_obs`: `[T, N, obs_dim]`) with the keys `obs`, `actions`,
+#   `rewards`, `terminated`, `truncated`, `valid`, `keep` and `next_obs` (the observation
+#   returned by the step).
+
+# %%
+def collect_episodes(envs, act, episodes_per_env):
+    """Dict of [T, N] arrays (obs and next_obs [T, N, obs_dim]); keys as listed above."""
+    ### BEGIN SOLUTION
+    n = envs.num_envs
+    obs, _ = envs.reset()
+    mask, finished = deeprl.StepMask(n), np.zeros(n, dtype=int)
+    keys = ("obs", "actions", "rewards", "terminated", "truncated", "valid", "keep", "next_obs")
+    out = {key: [] for key in keys}
+    while (finished < episodes_per_env).any():
+        actions = np.asarray(act(obs))
+        next_obs, r, te, tu, _ = envs.step(actions)
+        valid = mask.step(te, tu)
+        keep = valid & (finished < episodes_per_env)
+        finished += (te | tu) & keep
+        for key, v in zip(keys, (obs, actions, r, te, tu, valid, keep, next_obs)):
+            out[key].append(np.asarray(v))
+        obs = next_obs
+    return {key: np.stack(v) for key, v in out.items()}
+    ### END SOLUTION
+
+
+collect_episodes = check("pg.collect_episodes", collect_episodes)
+
+# %% [markdown]
+# Your loop on 8 CartPole copies with uniformly random actions: how many steps each copy
+# spent on its kept episode, and how many real steps it took in all while waiting for the
+# slowest. The package's version follows; `pg.train` runs yours below.
+
+# %%
+demo_envs = deeprl.make_vec_env("CartPole-v1", 8, seed=0)
+demo = collect_episodes(demo_envs, lambda o: demo_envs.action_space.sample(), 1)
+demo_envs.close()
+print(f"{demo['rewards'].shape[0]} vector steps; kept steps per copy: "
+      f"{demo['keep'].sum(axis=0).tolist()}; valid steps per copy: "
+      f"{demo['valid'].sum(axis=0).tolist()}")
+assert (demo["keep"].sum(axis=0) >= 1).all() and demo["keep"].sum() < demo["valid"].sum()
+
+# %%
+print(show_source(pg.collect_episodes))
 
 # %% [markdown]
 # **Step 3: normalising uses a baseline that contains the sample itself.** Subtracting the batch
@@ -635,12 +699,92 @@ for B in (2, 4, 8):
         assert abs(ratio - ((B - 1) / B if name == "batch mean" else 1.0)) < 1e-12
 
 # %% [markdown]
+# ### Exercise 6: one REINFORCE update (stage 2 of 2)
+# Now steps 2 to 4 as one function, `reinforce_update(policy, value, optimizers, batch, cfg)`.
+# `batch` is a `pg.EpisodeBatch` (your episodes, cut and padded by the package): `obs`
+# `[E, L, obs_dim]`, `actions`, `rewards`, `mask` `[E, L]`, `truncated` `[E]` and `final_obs`
+# `[E, obs_dim]` (the observation after the last step). `optimizers` is the pair (the
+# policy's, the value network's); `cfg` is a `pg.Config`. In this order:
+#
+# 1. for the truncated episodes, add $\gamma V_\phi$(`final_obs`) to the last real reward
+#    (`pg.bootstrap_truncated`; computed without gradient);
+# 2. returns: your `reward_to_go` with `cfg.gamma`, times the mask;
+# 3. weights: the returns minus $V_\phi(s_t)$ computed **without gradient** if
+#    `cfg.baseline == "value"` (else the returns), then `advantages.normalize(weights, mask)`
+#    if `cfg.normalize_advantages`;
+# 4. the policy step: your `reinforce_loss` on the log-probabilities of the batch's actions
+#    (a `torch.distributions.Categorical` of the policy's logits), then `zero_grad`,
+#    `backward`, `torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)`
+#    (keep the norm it returns) and `step`;
+# 5. the value steps (only with the value baseline): `cfg.value_steps` times `zero_grad`,
+#    `backward`, `step` on $\frac12$ `masked_mean((V(s_t) - returns)**2, mask)`.
+#
+# Return a dict of floats for the log: `policy_loss`, `value_loss` (the last value step's, 0
+# without a baseline), `entropy` (the policy's, `masked_mean` over the real steps) and
+# `grad_norm`. The check applies your update and the package's to copies of the same networks,
+# optimisers and batch, in six scenarios (plain SGD so that every scale shows, truncated
+# episodes, stale gradients, clipping, three Adam steps), and names the first that differs.
+
+# %%
+from rlcourse.advantages import masked_mean, normalize
+
+
+def reinforce_update(policy, value, optimizers, batch, cfg):
+    """One policy step and cfg.value_steps value steps on `batch`; returns a dict of floats."""
+    ### BEGIN SOLUTION
+    opt_pi, opt_v = optimizers
+    rewards = batch.rewards
+    if bool(batch.truncated.any()):
+        with torch.no_grad():
+            v_final = value(batch.final_obs).squeeze(-1)
+        rewards = pg.bootstrap_truncated(rewards, batch.mask, batch.truncated, v_final, cfg.gamma)
+    returns = reward_to_go(rewards, cfg.gamma) * batch.mask
+    weights = returns
+    if cfg.baseline == "value":
+        with torch.no_grad():
+            weights = returns - value(batch.obs).squeeze(-1)
+    if cfg.normalize_advantages:
+        weights = normalize(weights, batch.mask)
+    dist = torch.distributions.Categorical(logits=policy(batch.obs))
+    loss_pi = reinforce_loss(dist.log_prob(batch.actions), weights, batch.mask)
+    opt_pi.zero_grad()
+    loss_pi.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+    opt_pi.step()
+    loss_v = torch.zeros(())
+    for _ in range(cfg.value_steps if cfg.baseline == "value" else 0):
+        loss_v = 0.5 * masked_mean((value(batch.obs).squeeze(-1) - returns) ** 2, batch.mask)
+        opt_v.zero_grad()
+        loss_v.backward()
+        opt_v.step()
+    return {"policy_loss": float(loss_pi.detach()), "value_loss": float(loss_v.detach()),
+            "entropy": float(masked_mean(dist.entropy().detach(), batch.mask)),
+            "grad_norm": float(grad_norm)}
+    ### END SOLUTION
+
+
+reinforce_update = check("pg.reinforce_update", reinforce_update)
+
+# %% [markdown]
+# The package's version, which your function now replaces in `pg.train`. (If you skipped the
+# exercise, `reinforce_update` is this function, and the cell below also hands it your
+# `reward_to_go` and `reinforce_loss`, so that your earlier exercises still drive the training.)
+
+# %%
+print(show_source(pg.update))
+if reinforce_update is pg.update:
+    reinforce_update = functools.partial(pg.update, returns_fn=reward_to_go,
+                                         loss_fn=reinforce_loss)
+
+# %% [markdown]
 # **γ.** CartPole is episodic, and what we report is the undiscounted return. So
 # $\gamma = 0.99$ here is the bias-variance knob of section 4 (an effective horizon of about 100
 # steps), not part of the task; with it, and without the $\gamma^t$ factor as is usual, the
 # update is knowingly a biased estimate of $\nabla J$. The bootstrap at the time limit uses the
 # learned $V_\phi$, another small bias. Training stops when the mean return of the last 20
-# episodes reaches 475 ("solved"). Three seeds, and for comparison three seeds of plain
+# episodes reaches 475 ("solved"). Three seeds of `pg.train` running your code
+# (`collect_fn=collect_episodes`, `update_fn=reinforce_update`; the package's own versions are
+# the defaults, and give the same runs bit for bit), and for comparison three seeds of plain
 # REINFORCE (reward-to-go, no baseline, no normalisation) with a budget of 60,000 steps.
 
 # %%
@@ -648,10 +792,10 @@ for B in (2, 4, 8):
 # same code on a GPU.
 results = {"value baseline": [], "no baseline": []}
 for seed in range(3):
-    results["value baseline"].append(pg.train(seed=seed, returns_fn=reward_to_go,
-                                              loss_fn=reinforce_loss))
-    results["no baseline"].append(pg.train(seed=seed, returns_fn=reward_to_go,
-                                           loss_fn=reinforce_loss, baseline="none",
+    results["value baseline"].append(pg.train(seed=seed, collect_fn=collect_episodes,
+                                              update_fn=reinforce_update))
+    results["no baseline"].append(pg.train(seed=seed, collect_fn=collect_episodes,
+                                           update_fn=reinforce_update, baseline="none",
                                            normalize_advantages=False, total_steps=60_000))
 episodes = {k: [pg.episodes_to_solve(r.episode_returns, 475.0) for r in v]
             for k, v in results.items()}

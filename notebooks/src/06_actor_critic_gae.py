@@ -31,6 +31,7 @@
 # language models; a vector-env rollout `[T, N]` is transposed to `[N, T]`.
 
 # %%
+import functools
 import time
 
 import matplotlib.pyplot as plt
@@ -40,7 +41,7 @@ import torch
 import rlcourse
 import rlcourse.results
 from rlcourse import actor_critic, advantages, deeprl
-from rlcourse.exercises import check
+from rlcourse.exercises import check, show_source
 from rlcourse.plotting import plot_curves
 from tqdm.auto import tqdm
 
@@ -490,20 +491,84 @@ a2c_loss = check("actor_critic.a2c_loss", a2c_loss)
 # 3. normalise $\hat A$ over the valid steps, take **one** gradient step on the A2C loss
 #    (gradient norm clipped), and throw the rollout away (on-policy).
 #
-# `actor_critic.train` does exactly that; `gae_fn` and `loss_fn` plug in your functions. The
-# actor and critic are separate 2x64 tanh MLPs by default (`shared=True` gives one torso with
-# two heads: fewer parameters, but the two losses then compete for the same features). The
-# course defaults:
+# `actor_critic.train` does exactly that. The actor and critic are separate 2x64 tanh MLPs by
+# default (`shared=True` gives one torso with two heads: fewer parameters, but the two losses
+# then compete for the same features). The course defaults:
 
 # %%
 print(actor_critic.Config())
+
+# %% [markdown]
+# ### Exercise 5: one A2C update
+# Write steps 2 and 3 of the iteration: `a2c_update(net, optimizer, ro, cfg)` takes one
+# gradient step and returns the parts dict of your `a2c_loss`. The inputs:
+#
+# * `net`: an `actor_critic.ActorCritic`; `net(obs)` returns logits `[..., A]` and values
+#   `[...]`;
+# * `ro`: an `actor_critic.Rollout` of `[T, N]` tensors: `obs` `[T, N, obs_dim]`, `actions`,
+#   `rewards`, `terminated` (no bootstrap), `dones` (cut the recursion: terminated, truncated
+#   or an autoreset step), `valid`, and `last_obs` `[N, obs_dim]`, the observation after the
+#   last step;
+# * `optimizer` (use the one you are given) and `cfg`, an `actor_critic.Config` (`gamma`,
+#   `lam`, `normalize_advantages`, `vf_coef`, `ent_coef`, `max_grad_norm`).
+#
+# The contract, so that the check can compare your step with the package's exactly: one
+# forward pass of `net` on all $T+1$ observations (`torch.cat([ro.obs, ro.last_obs[None]])`),
+# so that $V(s_{t+1})$ of the last step is $V$(`last_obs`); transpose every `[T, N]` tensor to
+# `[N, T]` (`x.transpose(0, 1)`) and use `ro.valid` as the mask; advantages from your `gae`
+# with `cfg.gamma` and `cfg.lam`, and the critic's targets $\hat R = \hat A + V(s_t)$ *before*
+# normalising; normalise the advantages with `advantages.normalize(adv, mask)` if
+# `cfg.normalize_advantages`; your `a2c_loss` with `cfg.vf_coef` and `cfg.ent_coef`; then
+# `zero_grad`, `backward`, clip the gradient norm of all of `net`'s parameters at
+# `cfg.max_grad_norm`, `step`. Which tensors may carry a gradient is for you to get right
+# (section 5). The check runs your update and the package's on copies of the same network,
+# optimiser and rollout in eight scenarios (plain SGD so that every scale shows, `vf_coef = 0`,
+# an entropy bonus, truncations, stale gradients, clipping, three Adam steps) and says which
+# part of the network moved differently.
+
+# %%
+def a2c_update(net, optimizer, ro, cfg):
+    """One A2C gradient step on the rollout `ro` ([T, N] tensors); returns a2c_loss's parts."""
+    ### BEGIN SOLUTION
+    logits, values = net(torch.cat([ro.obs, ro.last_obs[None]]))  # [T+1, N, A], [T+1, N]
+    bt = lambda x: x.transpose(0, 1)
+    mask = bt(ro.valid).float()
+    with torch.no_grad():
+        v = values.detach()
+        adv = gae(bt(ro.rewards), bt(v[:-1]), bt(v[1:]), bt(ro.terminated), bt(ro.dones),
+                  cfg.gamma, cfg.lam)
+        targets = adv + bt(v[:-1])
+        if cfg.normalize_advantages:
+            adv = advantages.normalize(adv, mask)
+    loss, parts = a2c_loss(bt(logits[:-1]), bt(ro.actions), adv, bt(values[:-1]), targets,
+                           mask, cfg.vf_coef, cfg.ent_coef)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    return parts
+    ### END SOLUTION
+
+
+a2c_update = check("actor_critic.a2c_update", a2c_update)
+
+# %% [markdown]
+# The package's version; from here on `actor_critic.train(update_fn=a2c_update)` trains with
+# yours (with the default, the package's, the runs are the same bit for bit). If you skipped
+# the exercise, `a2c_update` is this function, and the cell below also hands it your `gae` and
+# `a2c_loss`, so that your earlier exercises still drive the training.
+
+# %%
+print(show_source(actor_critic.update))
+if a2c_update is actor_critic.update:
+    a2c_update = functools.partial(actor_critic.update, gae_fn=gae, loss_fn=a2c_loss)
 
 # %%
 solve_seeds = (0, 1, 2)
 runs = {}
 cpu_before_a2c = time.process_time()
 for seed in tqdm(solve_seeds, desc="A2C seeds"):
-    runs[seed] = actor_critic.train(seed=seed, gae_fn=gae, loss_fn=a2c_loss, progress=False)
+    runs[seed] = actor_critic.train(seed=seed, update_fn=a2c_update, progress=False)
 cpu_per_step = (time.process_time() - cpu_before_a2c) / sum(r.total_steps for r in runs.values())
 for seed, res in runs.items():
     print(f"seed {seed}: solved after {res.steps_to_solve:,} env steps "
@@ -663,7 +728,7 @@ sweep = {}
 for lam in tqdm(sweep_lams, desc="λ sweep"):
     sweep[lam] = np.stack([
         actor_critic.learning_curve(
-            actor_critic.train(seed=s, progress=False, gae_fn=gae, loss_fn=a2c_loss, lam=lam,
+            actor_critic.train(seed=s, progress=False, update_fn=a2c_update, lam=lam,
                                total_steps=budget, stop_when_solved=False), grid_s)
         for s in sweep_seeds])
 score = {lam: float(np.nanmean(c)) for lam, c in sweep.items()}  # mean over the budget

@@ -7,13 +7,22 @@ with the reference implementations.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rlcourse import actor_critic, advantages
-from rlcourse.exercises import call_with, expect_close, expect_true, expect_type, register
+from rlcourse.exercises import (
+    call_with,
+    expect_close,
+    expect_params_close,
+    expect_true,
+    expect_type,
+    register,
+)
 
 NB = "06_actor_critic_gae"
 
@@ -250,3 +259,174 @@ def _a2c_call(fn: Callable, what: str, *args):
                                     "network")
     expect_type(out[1], dict, f"{what}: parts (second item)")
     return out
+
+
+# ---- the A2C update: one gradient step on a rollout, compared with the package's ----------
+
+A2C_HINTS = {
+    "actor_into_critic": "with vf_coef = 0 only the actor's loss is left, yet your update moved "
+                         "the critic: either the advantages still carry the critic's graph "
+                         "(compute them from V without gradient: torch.no_grad() or "
+                         "values.detach()), or your critic term is not multiplied by "
+                         "cfg.vf_coef",
+    "actor": "the actor: GAE with cfg.gamma and cfg.lam from V(s_t) and V(s_t+1) of one "
+             "forward pass on the T+1 observations, transposed to [N, T]; normalised over the "
+             "valid steps (advantages.normalize(adv, mask)) only if "
+             "cfg.normalize_advantages; policy loss = minus the masked "
+             "mean of advantage * log pi(a_t|s_t)",
+    "critic": "the critic: did you detach the value target? target = GAE advantages (before "
+              "normalising) + V(s_t), both without gradient; the critic's term is "
+              "cfg.vf_coef * 0.5 * masked mean of (V(s_t) - target)^2",
+    "entropy": "the entropy is a bonus: loss = policy_loss + vf_coef * value_loss - ent_coef * "
+               "entropy (masked mean of the policy's entropy)",
+    "normalize": "normalise the advantages only if cfg.normalize_advantages",
+    "truncation": "a time-limit truncation is not a termination: the TD error bootstraps with "
+                  "V(s_t+1) unless ro.terminated; ro.dones (terminated, truncated or an "
+                  "autoreset step) only cuts the GAE recursion",
+    "zero_grad": "call optimizer.zero_grad() before backward(): gradients accumulate in .grad, "
+                 "so leftovers from an earlier backward() get added to yours",
+    "clip": "clip the gradient norm of all of net's parameters between backward() and step(): "
+            "torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)",
+    "adam": "the single SGD steps agree, so look at what changes over several updates with "
+            "Adam: use the optimizer you are given, and do not rebuild or reset it",
+}
+
+
+@dataclass(frozen=True)
+class _A2CCase:
+    """One scenario of the A2C update check (the first that fails names the likely cause)."""
+
+    what: str
+    optim: str
+    overrides: dict
+    actor_hint: str
+    critic_hint: str
+    truncation: bool = False
+    stale: bool = False
+    n_updates: int = 1
+
+
+_SGD = {"max_grad_norm": 1e6, "ent_coef": 0.0, "gamma": 0.9, "lam": 0.8}
+A2C_CASES = (
+    _A2CCase("one update with vf_coef=0 and normalize_advantages=False (plain SGD, lr 0.1, no "
+             "clipping, no truncation)", "sgd",
+             {**_SGD, "vf_coef": 0.0, "normalize_advantages": False}, "actor",
+             "actor_into_critic"),
+    _A2CCase("one update, plain SGD (lr 0.1), no clipping (max_grad_norm=1e6), gamma 0.9, "
+             "lam 0.8, vf_coef 0.5, ent_coef 0, no truncation", "sgd", _SGD, "actor", "critic"),
+    _A2CCase("the same with an entropy bonus (ent_coef=0.1)", "sgd", {**_SGD, "ent_coef": 0.1},
+             "entropy", "critic"),
+    _A2CCase("the same with normalize_advantages=False", "sgd",
+             {**_SGD, "ent_coef": 0.1, "normalize_advantages": False}, "normalize", "critic"),
+    _A2CCase("the same as the second case on a rollout with time-limit truncations", "sgd", _SGD,
+             "truncation", "truncation", truncation=True),
+    _A2CCase("the same, but the network still holds gradients from an earlier backward()",
+             "sgd", _SGD, "zero_grad", "zero_grad", truncation=True, stale=True),
+    _A2CCase("plain SGD with the gradient norm clipped at max_grad_norm=0.05", "sgd",
+             {**_SGD, "max_grad_norm": 0.05}, "clip", "clip", truncation=True),
+    _A2CCase("three consecutive updates with Adam and the course's Config (ent_coef 0.01)",
+             "adam", {"ent_coef": 0.01}, "adam", "adam", truncation=True, n_updates=3),
+)
+
+
+def _synthetic_rollout(seed: int, truncation: bool, T: int = 12, N: int = 4
+                       ) -> actor_critic.Rollout:
+    """A rollout [T, N] shaped like :func:`rlcourse.actor_critic.collect`'s, with fixed ends.
+
+    Env 0 terminates at step 4, env 2 at step 2; with ``truncation`` env 1 is truncated at
+    step 6 and env 2 at step 9. The step after each end is an autoreset step (not valid,
+    done, reward 0), as with gymnasium's next-step autoreset.
+    """
+    g = torch.Generator().manual_seed(seed)
+    term, trunc = torch.zeros(T, N, dtype=torch.bool), torch.zeros(T, N, dtype=torch.bool)
+    term[4, 0], term[2, 2] = True, True
+    if truncation:
+        trunc[6, 1], trunc[9, 2] = True, True
+    valid = torch.ones(T, N, dtype=torch.bool)
+    valid[1:] = ~(term | trunc)[:-1]
+    rewards = (1.0 + 0.5 * torch.randn(T, N, generator=g)) * valid
+    return actor_critic.Rollout(
+        obs=torch.randn(T, N, 4, generator=g), actions=torch.randint(0, 2, (T, N), generator=g),
+        rewards=rewards, terminated=term & valid, dones=term | trunc | ~valid, valid=valid,
+        last_obs=torch.randn(N, 4, generator=g))
+
+
+def _a2c_start(case: _A2CCase, cfg: actor_critic.Config, seed: int) -> tuple:
+    """(net, optimizer): a small seeded ActorCritic and the case's optimizer."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = actor_critic.ActorCritic(4, 2, hidden=16)
+    with torch.no_grad():  # a policy far from uniform, where the entropy has a gradient
+        net.actor[-1].weight.mul_(100.0)
+    if case.optim == "sgd":
+        return net, torch.optim.SGD(net.parameters(), lr=0.1)
+    return net, torch.optim.Adam(net.parameters(), lr=cfg.lr)
+
+
+def _part(net: torch.nn.Module, prefix: str) -> dict:
+    return {k: v for k, v in net.state_dict().items() if k.startswith(prefix)}
+
+
+def _scale_hint(got: dict, ref: dict, start: dict) -> str:
+    """Name a flipped sign or a rescaled step, from the parameter changes of one SGD step."""
+    flat = lambda sd: torch.cat([sd[k].reshape(-1) - start[k].reshape(-1) for k in sorted(ref)])
+    d_got, d_ref = flat(got), flat(ref)
+    cos = float(d_got @ d_ref / (d_got.norm() * d_ref.norm() + 1e-12))
+    ratio = float(d_got.norm() / (d_ref.norm() + 1e-12))
+    if cos < -0.99:
+        return "your step points the opposite way: check the sign of that term of the loss"
+    if cos > 0.9999 and abs(ratio - 1) > 1e-3:
+        return (f"your step has the right direction but {ratio:.3f} times the reference's "
+                "length: check how the term is scaled (coefficients, 0.5, mean over the valid "
+                "steps)")
+    return ""
+
+
+def _run_a2c_case(fn: Callable, case: _A2CCase, seed: int = 0) -> tuple:
+    """Run ``fn`` and :func:`rlcourse.actor_critic.update` on copies of the same state.
+
+    Compares the actor's parameters, then the critic's (each with its own likely cause);
+    returns (your parts, the reference's parts) of the last update.
+    """
+    cfg = actor_critic.make_config(**case.overrides)
+    start = _a2c_start(case, cfg, seed)
+    ref, got = copy.deepcopy(start), copy.deepcopy(start)
+    if case.stale:
+        for net in (ref[0], got[0]):
+            g = torch.Generator().manual_seed(seed + 1)
+            for p in net.parameters():
+                p.grad = torch.randn(p.shape, generator=g)
+    for i in range(case.n_updates):
+        ref_parts = actor_critic.update(*ref, _synthetic_rollout(seed + i, case.truncation), cfg)
+        parts = call_with(fn, case.what, *got, _synthetic_rollout(seed + i, case.truncation),
+                          cfg)
+    init = start[0].state_dict()
+    for prefix, key in (("actor.", case.actor_hint), ("critic.", case.critic_hint)):
+        got_p, ref_p = _part(got[0], prefix), _part(ref[0], prefix)
+        hint = A2C_HINTS[key]
+        if case.optim == "sgd" and case.n_updates == 1 and cfg.max_grad_norm >= 1e6:
+            hint = _scale_hint(got_p, ref_p, init) or hint
+        name = prefix[:-1]
+        expect_params_close(got_p, ref_p, f"{case.what}: parameters differ after your update "
+                            f"(the {name}'s)", atol=1e-5, hint=hint)
+    return parts, ref_parts
+
+
+def _compare_parts(what: str, parts, ref_parts: dict) -> None:
+    """The loss parts an update returns for the log, against the reference's."""
+    expect_type(parts, dict, f"{what}: the result (a dict of the loss parts)")
+    for key in ("policy_loss", "value_loss", "entropy"):
+        expect_true(key in parts, f"{what}: the returned dict lacks {key!r}")
+        expect_close(float(parts[key]), ref_parts[key], f"{what}: the returned {key} (the "
+                     "parameters are right in every scenario)", atol=1e-4, rtol=1e-4)
+
+
+@register("actor_critic.a2c_update", notebook=NB, reference=actor_critic.update,
+          hint="One forward pass on the T+1 observations; GAE and the targets without "
+               "gradient (transposed to [N, T]); normalise; your a2c_loss with mask = valid; "
+               "zero_grad, backward, clip, step. The message names the first scenario that "
+               "differs and the part of the network that moved differently.")
+def _(fn: Callable) -> None:
+    results = [(case.what, *_run_a2c_case(fn, case)) for case in A2C_CASES]
+    for what, parts, ref_parts in results:
+        _compare_parts(what, parts, ref_parts)
