@@ -499,3 +499,12 @@ def test_train_uses_the_update_and_buffer_it_is_given():
     dqn.train("CartPole-v1", seed=0, progress=False, total_steps=400, learning_starts=100,
               buffer_cls=CountingBuffer)
     assert sizes and min(sizes) >= 64  # no minibatch is drawn before the buffer holds one
+
+
+def test_batch_loss_rejects_a_batch_whose_fields_disagree():
+    torch.manual_seed(0)
+    q_net = dqn.QNetwork(3, 2, (8,))
+    batch = _filled_buffer().sample(8, np.random.default_rng(0))
+    batch["rewards"] = batch["rewards"][:5]
+    with pytest.raises(ValueError, match=r"rewards has shape \(5,\); expected \[8\]"):
+        dqn.batch_loss(q_net, copy.deepcopy(q_net), batch, 0.9)

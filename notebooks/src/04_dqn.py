@@ -24,6 +24,7 @@
 # %%
 import time
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -511,14 +512,16 @@ probe_err = np.array([[dqn.run_probe(name, seed=0, **hooks).max_error
                        for name in probes.PROBE_IDS]
                       for hooks in tqdm(bugs.values(), desc="planted bugs x probes")])
 fig, ax = plt.subplots(figsize=(8.5, 4))
-im = ax.imshow(np.log10(probe_err + 1e-3), cmap="RdYlGn_r", vmin=-3, vmax=1)
+im = ax.imshow(probe_err.clip(1e-3, 10), cmap="RdYlGn_r",
+               norm=matplotlib.colors.LogNorm(vmin=1e-3, vmax=10))
 for i, j in np.ndindex(probe_err.shape):
     ax.text(j, i, f"{probe_err[i, j]:.2f}", ha="center", va="center", fontsize=8,
             fontweight="bold" if probe_err[i, j] > dqn.PROBE_TOLERANCE else "normal")
 ax.set_xticks(range(len(probes.PROBE_IDS)),
-              [f"{k + 1}: {n}" for k, n in enumerate(probes.PROBE_IDS)], rotation=20)
+              [f"{k + 1}: {n}" for k, n in enumerate(probes.PROBE_IDS)], rotation=30,
+              ha="right")
 ax.set_yticks(range(len(bugs)), list(bugs))
-fig.colorbar(im, ax=ax, label="log10 max |Q - true Q|")
+fig.colorbar(im, ax=ax, label="max |Q - true Q| (log scale)")
 ax.set_title(f"Bold: failed (error > {dqn.PROBE_TOLERANCE})")
 plt.show()
 
@@ -634,6 +637,15 @@ print(f"mean max-Q: {np.nanmin(hist['q_mean']):.1f} at first, {np.nanmax(hist['q
 assert np.all(np.isfinite(np.array(hist["td_error"])[logged]))
 
 # %% [markdown]
+# Look at the last number printed: with the course defaults the gradient norm is above
+# `max_grad_norm` most of the time. The squared loss on Q-values that grow towards 100 makes
+# large gradients, so clipping rescales nearly every step. It hurts less than it sounds
+# because the optimiser is Adam: Adam divides each parameter's step by a running RMS of its
+# gradients, so a scale factor that changes slowly largely cancels out; what clipping still
+# does is stop a single huge gradient from moving the weights far. With plain SGD the same
+# numbers would mean that `max_grad_norm`, not `lr`, sets the step size.
+
+# %% [markdown]
 # The Q panel is worth a second look. A perfect policy gets close to 100 from every upright
 # state. The Q-values climb towards that ceiling only as fast as the target network is copied
 # (each copy moves information one Bellman backup further), and the return plateaus around
@@ -716,11 +728,11 @@ curves = {n: np.array([dqn.learning_curve(r, abl_grid) for r in rs]) for n, rs i
 n_logs = ABL_STEPS // cfg.log_every
 
 
-def q_trace(r):
-    return np.array(r.history["q_mean"][:n_logs])
+def q_trace(r, key="q_mean"):
+    return np.array(r.history[key][:n_logs])
 
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 rlcourse.plotting.plot_curves(curves, ax=axes[0], x=abl_grid, band="minmax",
                               xlabel="env steps", ylabel="mean return, last 20 episodes")
 log_x = np.array(main_run.history["log_step"][:n_logs])
@@ -732,15 +744,24 @@ axes[1].set_yscale("log")
 axes[1].set_xlabel("env steps")
 axes[1].set_ylabel(r"median over seeds of mean $\max_a Q$")
 axes[1].legend()
+for name, rs in abl.items():
+    axes[2].plot(log_x, np.nanmedian([q_trace(r, "td_error") for r in rs], axis=0), "o-",
+                 label=name)
+axes[2].set_yscale("log")
+axes[2].set_xlabel("env steps")
+axes[2].set_ylabel(r"median over seeds of mean $|Q(s,a) - y|$")
+axes[2].legend()
 axes[0].set_title("Band: min to max over 3 seeds")
 plt.show()
 
 abl_final = {n: c[:, -1] for n, c in curves.items()}
 abl_qmax = {n: np.array([np.nanmax(q_trace(r)) for r in rs]) for n, rs in abl.items()}
+abl_td = {n: np.array([np.nanmax(q_trace(r, "td_error")) for r in rs]) for n, rs in abl.items()}
 for n in variants:
     print(f"{n:18s} return (last 20 episodes) at {ABL_STEPS:,} steps: "
           f"{', '.join(f'{x:.0f}' for x in abl_final[n])}; largest mean max-Q: "
-          f"{', '.join(f'{x:.0f}' for x in abl_qmax[n])}")
+          f"{', '.join(f'{x:.0f}' for x in abl_qmax[n])}; largest TD error: "
+          f"{', '.join(f'{x:.1f}' for x in abl_td[n])}")
 
 # %%
 dqn_mean, norep_mean = abl_final["DQN"].mean(), abl_final["no replay"].mean()
@@ -748,6 +769,7 @@ assert np.all(abl_final["DQN"] >= 150), abl_final["DQN"]  # all 3 seeds learn (r
 assert norep_mean < 0.5 * dqn_mean, (norep_mean, dqn_mean)
 assert np.all(abl_qmax["no target network"] > 1 / (1 - cfg.gamma))  # impossible values
 assert np.all(abl_qmax["DQN"] < 1 / (1 - cfg.gamma))
+assert abl_td["no target network"].min() > 10 * abl_td["DQN"].max()  # TD error blows up too
 
 # %%
 ceiling = 1 / (1 - cfg.gamma)
@@ -770,6 +792,8 @@ print(f"at {ABL_STEPS:,} env steps (mean over {len(ABL_SEEDS)} seeds): no replay
 #   above): a greedy policy only needs the *ordering* of two Q-values to be right, and that
 #   can survive for a while even when their size is absurd. The target moves with every
 #   update, so errors feed on themselves: the deadly triad, measured.
+#   The third panel shows what you would see in a run of your own: the TD error of the
+#   run without a target network grows along with its Q-values (largest values printed above).
 #
 # So neither ablation makes learning impossible at once, and the greedy policy without a
 # target network can look decent for a while. But neither is reliable: without replay the
