@@ -1,5 +1,11 @@
 """Deep Q-networks (notebook 04): targets, loss, replay buffer, epsilon schedule and training.
 
+The training loop is built from pieces a notebook can replace: :class:`ReplayBuffer`
+(``buffer_cls=``), :func:`batch_loss` (the loss on one minibatch) and :func:`update_step` (the
+gradient steps and the timed target copy, ``update_fn=``). :func:`run_probe` trains a DQN on
+one of the probe environments of :mod:`rlcourse.probes` and compares its Q-table with the
+exact one; :func:`planted_bugs` provides broken variants for the notebook's probe demo.
+
 Shapes: a batch of B transitions has ``rewards`` [B], ``actions`` [B] (int64),
 ``terminated`` / ``truncated`` [B] (bool), and Q-values ``q`` [B, A] for A discrete actions.
 

@@ -508,3 +508,19 @@ def test_batch_loss_rejects_a_batch_whose_fields_disagree():
     batch["rewards"] = batch["rewards"][:5]
     with pytest.raises(ValueError, match=r"rewards has shape \(5,\); expected \[8\]"):
         dqn.batch_loss(q_net, copy.deepcopy(q_net), batch, 0.9)
+
+
+def test_on_device_wrapper_forwards_the_buffer_and_moves_its_batches():
+    """On a GPU, train wraps a plugged-in buffer so a learner's update gets device tensors."""
+    buf = _filled_buffer()
+    wrapped = dqn._OnDevice(buf, "cpu")
+    assert len(wrapped) == len(buf) == 40
+    a = wrapped.sample(5, np.random.default_rng(0))
+    b = buf.sample(5, np.random.default_rng(0))
+    for key in b:
+        assert torch.equal(a[key], b[key]) and a[key].device.type == "cpu"
+    assert torch.equal(wrapped.latest(3)["rewards"], buf.latest(3)["rewards"])
+    gen = np.random.default_rng(1)
+    wrapped.add(gen.normal(size=(2, 3)).astype(np.float32), np.zeros(2, int), np.ones(2),
+                gen.normal(size=(2, 3)).astype(np.float32), np.zeros(2, bool), np.zeros(2, bool))
+    assert len(buf) == 42
