@@ -1,5 +1,11 @@
 """Deep Q-networks (notebook 04): targets, loss, replay buffer, epsilon schedule and training.
 
+The training loop is built from pieces a notebook can replace: :class:`ReplayBuffer`
+(``buffer_cls=``), :func:`batch_loss` (the loss on one minibatch) and :func:`update_step` (the
+gradient steps and the timed target copy, ``update_fn=``). :func:`run_probe` trains a DQN on
+one of the probe environments of :mod:`rlcourse.probes` and compares its Q-table with the
+exact one; :func:`planted_bugs` provides broken variants for the notebook's probe demo.
+
 Shapes: a batch of B transitions has ``rewards`` [B], ``actions`` [B] (int64),
 ``terminated`` / ``truncated`` [B] (bool), and Q-values ``q`` [B, A] for A discrete actions.
 
@@ -16,6 +22,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -167,7 +174,9 @@ class ReplayBuffer:
     """A fixed-size ring buffer of transitions in numpy arrays; uniform sampling.
 
     Stores (obs, action, reward, next_obs, terminated, truncated). Only rows flagged ``valid``
-    are added, so next-step autoreset steps never enter the buffer.
+    are added, so next-step autoreset steps never enter the buffer. Rows are written in the
+    order they arrive at slot ``pos``, which then moves on by one and wraps around to 0 after
+    the last slot: once full, each new row overwrites the oldest one.
     """
 
     def __init__(self, capacity: int, obs_dim: int):
@@ -209,21 +218,36 @@ class ReplayBuffer:
         self.pos = (self.pos + k) % self.capacity
         self.size = min(self.size + k, self.capacity)
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``batch_size`` transitions drawn uniformly with replacement."""
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        """``batch_size`` transitions drawn uniformly, with replacement, from the filled slots.
+
+        The contract (the notebook's check relies on it): exactly one call
+        ``rng.integers(0, len(self), size=batch_size)`` picks the slots, and the batch holds
+        those slots' rows in that order, as CPU tensors: ``obs``/``next_obs`` [B, obs_dim]
+        float32, ``actions`` [B] int64, ``rewards`` [B] float32, ``terminated``/``truncated``
+        [B] bool. The i-th transition ever added lives in slot ``i % capacity``, so the
+        slots ``0 .. len(self) - 1`` are exactly the filled ones.
+        """
+        batch_size = check_positive_int(batch_size, "batch_size")
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
+        if batch_size > self.size:
+            raise ValueError(f"batch_size {batch_size} is larger than the {self.size} "
+                             "transitions the buffer holds; wait until it has at least that many")
         return self._rows(rng.integers(0, self.size, size=batch_size))
 
-    def latest(self, n: int) -> dict[str, np.ndarray]:
+    def latest(self, n: int) -> dict[str, Tensor]:
         """The ``n`` most recently added transitions (the no-replay ablation trains on these)."""
         n = min(check_positive_int(n, "n"), self.size)
         return self._rows((self.pos - n + np.arange(n)) % self.capacity)
 
-    def _rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        return {"obs": self.obs[idx], "actions": self.actions[idx],
-                "rewards": self.rewards[idx], "next_obs": self.next_obs[idx],
-                "terminated": self.terminated[idx], "truncated": self.truncated[idx]}
+    def _rows(self, idx: np.ndarray) -> dict[str, Tensor]:
+        return {"obs": torch.from_numpy(self.obs[idx]),
+                "actions": torch.from_numpy(self.actions[idx]),
+                "rewards": torch.from_numpy(self.rewards[idx]),
+                "next_obs": torch.from_numpy(self.next_obs[idx]),
+                "terminated": torch.from_numpy(self.terminated[idx]),
+                "truncated": torch.from_numpy(self.truncated[idx])}
 
 
 # ---- configuration and network --------------------------------------------------------------
@@ -316,7 +340,81 @@ class GreedyPolicy:
         return self.q_net(obs).argmax(dim=1)
 
 
+# ---- one learning step --------------------------------------------------------------------
+
+def batch_loss(q_net: nn.Module, target_net: nn.Module, batch: dict[str, Tensor], gamma: float,
+               huber: bool = False, *, target_fn: Callable = td_target,
+               loss_fn: Callable = dqn_loss, double: bool = False,
+               double_target_fn: Callable = double_dqn_target
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """The DQN loss on one minibatch; returns ``(loss, q_values, targets)``.
+
+    ``batch`` is what :meth:`ReplayBuffer.sample` returns (B transitions). ``q_values`` [B, A]
+    are the online net's outputs on ``obs`` (with gradients), ``targets`` [B] are computed
+    under ``torch.no_grad()`` from the target net's values of ``next_obs``, masked by
+    ``terminated`` only, and ``loss`` is the scalar :func:`dqn_loss`. With ``double`` the
+    online net chooses the next action and the target net evaluates it.
+    """
+    q = q_net(batch["obs"])
+    with torch.no_grad():
+        next_q = target_net(batch["next_obs"])
+        if double:
+            next_online = q_net(batch["next_obs"]) if target_net is not q_net else next_q
+            y = double_target_fn(batch["rewards"], next_online, next_q, batch["terminated"],
+                                 gamma)
+        else:
+            y = target_fn(batch["rewards"], next_q, batch["terminated"], batch["truncated"],
+                          gamma)
+    return loss_fn(q, batch["actions"], y, huber), q, y
+
+
+def target_sync_due(steps_before: int, steps: int, period: int) -> bool:
+    """True when a multiple of ``period`` lies in (steps_before, steps]: time to copy theta."""
+    return steps // period > steps_before // period
+
+
+def update_step(q_net: nn.Module, target_net: nn.Module, optimizer: torch.optim.Optimizer,
+                buffer: ReplayBuffer, rng: np.random.Generator, cfg: Config,
+                steps_before: int, steps: int, *, loss_fn: Callable = batch_loss
+                ) -> dict[str, float]:
+    """The learning part of one training iteration, after the env counter moved to ``steps``.
+
+    ``cfg.grad_steps`` times: sample ``cfg.batch_size`` transitions with ``buffer.sample(
+    cfg.batch_size, rng)`` (without replay: ``buffer.latest(cfg.num_envs)``), compute the loss
+    with ``loss_fn`` (signature of :func:`batch_loss`), zero the gradients, backpropagate,
+    clip the gradient norm to ``cfg.max_grad_norm`` and take an optimiser step. Then, if a
+    multiple of ``cfg.target_update`` env steps lies in (steps_before, steps], copy the online
+    weights into ``target_net`` (a hard update). Returns the means over the gradient steps of
+    ``loss``, ``q_mean`` (batch mean of max_a Q(s, a)), ``td_error`` (batch mean of
+    |Q(s, a) - y|) and ``grad_norm`` (the norm before clipping).
+    """
+    device = next(q_net.parameters()).device
+    sums = {"loss": 0.0, "q_mean": 0.0, "td_error": 0.0, "grad_norm": 0.0}
+    for _ in range(cfg.grad_steps):
+        batch = (buffer.sample(cfg.batch_size, rng) if cfg.replay
+                 else buffer.latest(cfg.num_envs))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss, q, y = loss_fn(q_net, target_net, batch, cfg.gamma, cfg.huber)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        q = q.detach()
+        q_sa = q.gather(1, batch["actions"].long().unsqueeze(1)).squeeze(1)
+        sums["loss"] += float(loss.detach())
+        sums["q_mean"] += float(q.max(dim=1).values.mean())
+        sums["td_error"] += float((q_sa - y).abs().mean())
+        sums["grad_norm"] += float(norm)
+    if target_net is not q_net and target_sync_due(steps_before, steps, cfg.target_update):
+        target_net.load_state_dict(q_net.state_dict())
+    return {k: v / cfg.grad_steps for k, v in sums.items()}
+
+
 # ---- training -------------------------------------------------------------------------------
+
+#: what ``history`` logs every ``log_every`` env steps, besides ``log_step``
+DIAGNOSTICS = ("running_mean", "epsilon", "loss", "q_mean", "td_error", "grad_norm")
+
 
 @dataclass
 class _Run:
@@ -331,18 +429,14 @@ class _Run:
     step_mask: deeprl.StepMask
     rng: np.random.Generator
     obs: np.ndarray
-    device: str
     started: float
     fns: dict[str, Callable]
     steps: int = 0
-    updates: int = 0
     steps_to_solve: int | None = None
     seconds_to_solve: float | None = None
     history: dict[str, list[float]] = field(default_factory=lambda: {
-        "episode_end_step": [], "log_step": [], "running_mean": [], "epsilon": [],
-        "loss": [], "q_mean": []})
-    _loss_sum: float = 0.0
-    _q_sum: float = 0.0
+        "episode_end_step": [], "log_step": [], **{k: [] for k in DIAGNOSTICS}})
+    _sums: dict[str, float] = field(default_factory=dict)
     _n_logged: int = 0
 
 
@@ -352,7 +446,8 @@ def _collect(envs, run: _Run) -> None:
     eps = run.fns["epsilon"](run.steps, cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps)
     n = cfg.num_envs
     with torch.no_grad():
-        obs_t = torch.as_tensor(run.obs, dtype=torch.float32, device=run.device)
+        obs_t = torch.as_tensor(run.obs, dtype=torch.float32,
+                                device=next(run.q_net.parameters()).device)
         actions = run.q_net(obs_t).argmax(dim=1).cpu().numpy()
     explore = run.rng.random(n) < eps
     actions = np.where(explore, run.rng.integers(0, envs.single_action_space.n, n), actions)
@@ -369,43 +464,37 @@ def _collect(envs, run: _Run) -> None:
     run.obs = next_obs
 
 
-def _batch_to_tensors(batch: dict[str, np.ndarray], device: str) -> dict[str, Tensor]:
-    return {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
+class _OnDevice:
+    """Wraps a buffer so that its minibatches arrive on ``device`` (for a plugged-in update)."""
+
+    def __init__(self, buffer: ReplayBuffer, device: str):
+        self.buffer, self.device = buffer, device
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def add(self, *args, **kwargs) -> None:
+        self.buffer.add(*args, **kwargs)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        return {k: v.to(self.device) for k, v in self.buffer.sample(batch_size, rng).items()}
+
+    def latest(self, n: int) -> dict[str, Tensor]:
+        return {k: v.to(self.device) for k, v in self.buffer.latest(n).items()}
 
 
-def _update(run: _Run) -> None:
-    """One gradient step on a replay minibatch (or on the latest transitions without replay)."""
+def _learn(run: _Run, steps_before: int) -> None:
+    """Call the update function once learning has started; accumulate its diagnostics."""
     cfg = run.cfg
-    batch = (run.buffer.sample(cfg.batch_size, run.rng) if cfg.replay
-             else run.buffer.latest(cfg.num_envs))
-    b = _batch_to_tensors(batch, run.device)
-    q = run.q_net(b["obs"])
-    with torch.no_grad():
-        evaluator = run.target_net if cfg.target_network else run.q_net
-        next_q = evaluator(b["next_obs"])
-        if cfg.double:
-            next_online = run.q_net(b["next_obs"]) if cfg.target_network else next_q
-            y = run.fns["double_target"](b["rewards"], next_online, next_q, b["terminated"],
-                                         cfg.gamma)
-        else:
-            y = run.fns["target"](b["rewards"], next_q, b["terminated"], b["truncated"],
-                                  cfg.gamma)
-    loss = run.fns["loss"](q, b["actions"], y, cfg.huber)
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(run.q_net.parameters(), cfg.max_grad_norm)
-    run.optimizer.step()
-    run.updates += 1
-    run._loss_sum += float(loss.detach())
-    run._q_sum += float(q.detach().max(dim=1).values.mean())
+    needed = cfg.batch_size if cfg.replay else 1
+    if run.steps < cfg.learning_starts or len(run.buffer) < needed:
+        return
+    target = run.target_net if cfg.target_network else run.q_net
+    stats = run.fns["update"](run.q_net, target, run.optimizer, run.buffer, run.rng, cfg,
+                              steps_before, run.steps)
+    for k, v in (stats or {}).items():
+        run._sums[k] = run._sums.get(k, 0.0) + float(v)
     run._n_logged += 1
-
-
-def _sync_target(run: _Run, steps_before: int) -> None:
-    """Hard update: copy the online weights every ``target_update`` env steps."""
-    if run.cfg.target_network and run.steps // run.cfg.target_update > \
-            steps_before // run.cfg.target_update:
-        run.target_net.load_state_dict(run.q_net.state_dict())
 
 
 def _log(run: _Run) -> None:
@@ -414,53 +503,64 @@ def _log(run: _Run) -> None:
     h["running_mean"].append(run.tracker.running_mean)
     h["epsilon"].append(run.fns["epsilon"](run.steps, run.cfg.eps_start, run.cfg.eps_end,
                                            run.cfg.eps_decay_steps))
-    h["loss"].append(run._loss_sum / k if run._n_logged else float("nan"))
-    h["q_mean"].append(run._q_sum / k if run._n_logged else float("nan"))
-    run._loss_sum = run._q_sum = 0.0
+    for name in DIAGNOSTICS[2:]:  # NaN before learning starts or if the update omits it
+        h[name].append(run._sums[name] / k if name in run._sums else float("nan"))
+    run._sums = {}
     run._n_logged = 0
 
 
 def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
           progress: bool = True, target_fn: Callable = td_target,
           double_target_fn: Callable = double_dqn_target, loss_fn: Callable = dqn_loss,
-          epsilon_fn: Callable = epsilon_schedule, **overrides) -> deeprl.TrainResult:
+          epsilon_fn: Callable = epsilon_schedule, update_fn: Callable | None = None,
+          buffer_cls: Callable[[int, int], ReplayBuffer] = ReplayBuffer,
+          **overrides) -> deeprl.TrainResult:
     """Train DQN on ``env_id``; ``overrides`` change fields of :class:`Config`.
 
-    ``target_fn``, ``double_target_fn``, ``loss_fn`` and ``epsilon_fn`` have the signatures of
-    :func:`td_target`, :func:`double_dqn_target`,
-    :func:`dqn_loss` and :func:`epsilon_schedule`, so a notebook can plug in its own versions.
-    Stops at ``total_steps`` env steps (summed over sub-envs), or once solved if
-    ``stop_when_solved``. ``history`` holds ``episode_end_step`` (one entry per episode) and,
-    every ``log_every`` env steps, ``log_step``, ``running_mean``, ``epsilon``, ``loss`` and
-    ``q_mean`` (the mean over the interval's minibatches of max_a Q(s, a); NaN before
-    learning starts).
+    Hooks, so a notebook can plug in its own versions: ``target_fn``, ``double_target_fn``,
+    ``loss_fn`` and ``epsilon_fn`` have the signatures of :func:`td_target`,
+    :func:`double_dqn_target`, :func:`dqn_loss` and :func:`epsilon_schedule`;
+    ``buffer_cls(capacity, obs_dim)`` builds the replay buffer (the interface of
+    :class:`ReplayBuffer`); ``update_fn`` replaces :func:`update_step` (same signature; it
+    then owns the loss, so ``target_fn``/``loss_fn``/``double`` no longer apply). Stops at
+    ``total_steps`` env steps (summed over sub-envs), or once solved if ``stop_when_solved``.
+    ``history`` holds ``episode_end_step`` (one entry per episode) and, every ``log_every`` env
+    steps, ``log_step`` and :data:`DIAGNOSTICS`: the update's ``loss``, ``q_mean``,
+    ``td_error`` and ``grad_norm`` averaged over the interval (NaN before learning starts).
     """
+    cfg = make_config(**overrides)
+    if update_fn is None:
+        update_fn = partial(update_step, loss_fn=partial(
+            batch_loss, target_fn=target_fn, loss_fn=loss_fn, double=cfg.double,
+            double_target_fn=double_target_fn))
+    return _train_loop(env_id, seed, cfg, device, progress,
+                       {"epsilon": epsilon_fn, "update": update_fn}, buffer_cls)
+
+
+def _train_loop(env_id: str, seed: int, cfg: Config, device: str, progress: bool,
+                fns: dict[str, Callable], buffer_cls: Callable) -> deeprl.TrainResult:
     from tqdm.auto import tqdm
 
     from rlcourse.core import seed_everything
 
-    cfg = make_config(**overrides)
     seed_everything(seed)
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
     obs_dim, n_actions = deeprl.check_env_for("DQN", envs)
     q_net = QNetwork(obs_dim, n_actions, cfg.hidden, cfg.dueling).to(device)
     target_net = copy.deepcopy(q_net).requires_grad_(False)
     obs, _ = envs.reset(seed=seed)
+    buffer = buffer_cls(cfg.buffer_size if cfg.replay else cfg.num_envs, obs_dim)
     run = _Run(cfg, q_net, target_net, _adam(q_net, cfg.lr),
-               ReplayBuffer(cfg.buffer_size if cfg.replay else cfg.num_envs, obs_dim),
+               buffer if torch.device(device).type == "cpu" else _OnDevice(buffer, device),
                deeprl.EpisodeTracker(cfg.num_envs, deeprl.reward_threshold(env_id)),
-               deeprl.StepMask(cfg.num_envs), np.random.default_rng(seed), obs, device,
-               time.perf_counter(), {"target": target_fn, "double_target": double_target_fn,
-                                     "loss": loss_fn, "epsilon": epsilon_fn})
+               deeprl.StepMask(cfg.num_envs), np.random.default_rng(seed), obs,
+               time.perf_counter(), fns)
     bar = tqdm(total=cfg.total_steps, desc=f"DQN {env_id} seed {seed}", disable=not progress,
                leave=False)
     while run.steps < cfg.total_steps:
         before = run.steps
         _collect(envs, run)
-        if run.steps >= cfg.learning_starts and len(run.buffer) > 0:
-            for _ in range(cfg.grad_steps):
-                _update(run)
-        _sync_target(run, before)
+        _learn(run, before)
         if run.steps // cfg.log_every > before // cfg.log_every:
             _log(run)
         bar.update(run.steps - before)
@@ -487,3 +587,119 @@ def _adam(net: nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError):  # pragma: no cover - depends on the torch build
         return torch.optim.Adam(net.parameters(), lr=lr)
+
+
+# ---- probe environments: debug a DQN on tiny tasks with known answers ----------------------
+
+#: Settings of a probe run: a small net, a short run (about 160 gradient steps), gamma = 0.9
+#: so that probe 3's Q(first) = gamma is far from Q(second) = 1, a target copy every 10
+#: gradient steps, and enough exploration (epsilon >= 0.2) that both actions keep being tried.
+PROBE_SETTINGS: dict = {
+    "num_envs": 4, "total_steps": 700, "buffer_size": 1_000, "batch_size": 32, "lr": 2e-2,
+    "gamma": 0.9, "hidden": (32,), "eps_decay_steps": 200, "eps_end": 0.2,
+    "learning_starts": 64, "grad_steps": 1, "target_update": 40, "log_every": 350,
+    "stop_when_solved": False}
+
+#: A probe is passed when every learned Q-value is within this distance of the true one.
+PROBE_TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The Q-values a DQN learned on one probe, next to the exact ones.
+
+    ``q`` and ``true_q`` are [n_obs, n_actions], one row per entry of ``observations``.
+    """
+
+    probe: str
+    observations: list[float]
+    q: np.ndarray
+    true_q: np.ndarray
+
+    @property
+    def max_error(self) -> float:
+        """Largest |learned - true| over every observation and action."""
+        return float(np.max(np.abs(self.q - self.true_q)))
+
+    @property
+    def passed(self) -> bool:
+        """Every learned Q-value within :data:`PROBE_TOLERANCE` of the true one."""
+        return self.max_error <= PROBE_TOLERANCE
+
+
+def run_probe(name: str, seed: int = 0, *, update_fn: Callable | None = None,
+              buffer_cls: Callable[[int, int], ReplayBuffer] = ReplayBuffer,
+              **overrides) -> ProbeReport:
+    """Train DQN (with the given hooks) on probe ``name`` and read off its Q-table.
+
+    Runs :func:`train` on ``probes.PROBE_IDS[name]`` with :data:`PROBE_SETTINGS` updated by
+    ``overrides`` (``train``'s other hooks, e.g. ``target_fn``, pass through), then evaluates
+    the online net on each observation the probe can show and compares with
+    ``probes.make_probe(name).true_q`` at the run's gamma.
+    """
+    from rlcourse import probes
+
+    if name not in probes.PROBE_IDS:
+        raise ValueError(f"unknown probe {name!r}; choose from {', '.join(probes.PROBE_IDS)}")
+    settings = {**PROBE_SETTINGS, **overrides}
+    res = train(probes.PROBE_IDS[name], seed, progress=False, update_fn=update_fn,
+                buffer_cls=buffer_cls, **settings)
+    env = probes.make_probe(name)
+    obs = env.observations()
+    net = res.act.q_net
+    with torch.no_grad():
+        q = net(torch.tensor(obs, dtype=torch.float32)[:, None].to(
+            next(net.parameters()).device)).cpu().numpy().astype(float)
+    true = np.stack([env.true_q(o, settings["gamma"]) for o in obs])
+    return ProbeReport(name, list(obs), q, true)
+
+
+class _KeepsGradients:
+    """An optimiser whose ``zero_grad`` does nothing (planted bug: gradients accumulate)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """The bug: forget to clear last step's gradients."""
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+class _StoresNextObs(ReplayBuffer):
+    """A buffer that stores ``next_obs`` where ``obs`` belongs (planted bug)."""
+
+    def add(self, obs, actions, rewards, next_obs, terminated, truncated, valid=None) -> None:
+        super().add(next_obs, actions, rewards, next_obs, terminated, truncated, valid)
+
+
+def planted_bugs() -> dict[str, dict[str, Callable]]:
+    """Deliberately wrong DQN variants, as ``train`` hooks, for the probe demo of notebook 04.
+
+    Each value is a dict of keyword arguments for :func:`train` / :func:`run_probe`. The
+    bugs: bootstrapping through terminal states, treating truncation as termination, never
+    copying the target net, never zeroing gradients, training the Q-value of the greedy
+    action instead of the action taken, and a buffer that stores s' in place of s.
+    """
+    def no_mask(rewards, next_q, terminated, truncated, gamma):
+        return rewards + gamma * next_q.max(dim=1).values
+
+    def done_mask(rewards, next_q, terminated, truncated, gamma):
+        return td_target(rewards, next_q, terminated | truncated, truncated, gamma)
+
+    def never_synced(q_net, target_net, optimizer, buffer, rng, cfg, steps_before, steps):
+        return update_step(q_net, target_net, optimizer, buffer, rng, cfg, steps, steps)
+
+    def no_zero_grad(q_net, target_net, optimizer, *rest):
+        return update_step(q_net, target_net, _KeepsGradients(optimizer), *rest)
+
+    def greedy_action_q(q_values, actions, targets, huber=False):
+        return dqn_loss(q_values, q_values.argmax(dim=1), targets, huber)
+
+    return {"no terminal mask": {"target_fn": no_mask},
+            "truncation = termination": {"target_fn": done_mask},
+            "target never synced": {"update_fn": never_synced},
+            "no zero_grad": {"update_fn": no_zero_grad},
+            "Q of the greedy action": {"loss_fn": greedy_action_q},
+            "buffer stores s' as s": {"buffer_cls": _StoresNextObs}}

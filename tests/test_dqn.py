@@ -3,6 +3,7 @@ and a short CartPole run that really learns."""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -238,9 +239,10 @@ def test_ring_buffer_wraps_and_keeps_the_newest():
     assert buf.rewards.tolist() == [6, 2, 3, 4, 5]  # 1 was overwritten by 6
     assert buf.latest(2)["rewards"].tolist() == [5, 6]
     assert buf.latest(99)["rewards"].tolist() == [2, 3, 4, 5, 6]
-    batch = buf.sample(7, np.random.default_rng(0))
-    assert batch["obs"].shape == (7, 2) and batch["obs"].dtype == np.float32
-    assert batch["actions"].shape == (7,) and batch["actions"].dtype == np.int64
+    batch = buf.sample(5, np.random.default_rng(0))
+    assert batch["obs"].shape == (5, 2) and batch["obs"].dtype == torch.float32
+    assert batch["actions"].shape == (5,) and batch["actions"].dtype == torch.int64
+    assert batch["terminated"].dtype == torch.bool and batch["truncated"].dtype == torch.bool
     assert set(batch["rewards"].tolist()) <= {2.0, 3.0, 4.0, 5.0, 6.0}
     np.testing.assert_allclose(batch["next_obs"], batch["obs"] + 0.5)  # rows stay together
 
@@ -251,7 +253,9 @@ def test_buffer_skips_invalid_rows_and_samples_uniformly():
     assert buf.rewards[:len(buf)].tolist() == [1, 3]
     for v in range(10):
         buf.add(*_step([10 + v]))
-    counts = np.bincount(buf.sample(60_000, np.random.default_rng(0))["rewards"].astype(int))
+    rng = np.random.default_rng(0)
+    draws = np.concatenate([buf.sample(12, rng)["rewards"].numpy() for _ in range(5_000)])
+    counts = np.bincount(draws.astype(int))
     freq = counts[counts > 0] / 60_000
     assert np.allclose(freq, 1 / 12, atol=0.01)
 
@@ -386,6 +390,14 @@ def test_buffer_rejects_mismatched_shapes():
         buf.add(*_step([1, 2, 3, 4, 5]))
     with pytest.raises(ValueError, match="empty"):
         buf.sample(3, np.random.default_rng(0))
+    buf.add(obs, a, r, nxt, te, tr)
+    with pytest.raises(ValueError, match="larger than the 2 transitions"):
+        buf.sample(3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="batch_size"):
+        buf.sample(0, np.random.default_rng(0))
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="capacity"):
+            dqn.ReplayBuffer(bad, obs_dim=2)
     with pytest.raises(ValueError, match="true_q"):
         dqn.noisy_max_estimates(np.zeros((2, 2)), 1.0, 10, np.random.default_rng(0))
 
@@ -396,3 +408,119 @@ def test_learning_curve_rejects_inconsistent_history():
     res.history["episode_end_step"].append(999)
     with pytest.raises(ValueError, match="episode ends"):
         dqn.learning_curve(res, np.array([100]))
+
+
+# ---- the staged pieces of an update, and the train hooks -----------------------------------
+
+
+def _filled_buffer(n=40, seed=0):
+    gen = np.random.default_rng(seed)
+    buf = dqn.ReplayBuffer(64, 3)
+    for _ in range(n // 4):
+        buf.add(gen.normal(size=(4, 3)).astype(np.float32), gen.integers(0, 2, 4),
+                gen.normal(size=4).astype(np.float32), gen.normal(size=(4, 3)).astype(np.float32),
+                gen.random(4) < 0.3, gen.random(4) < 0.3)
+    return buf
+
+
+def test_batch_loss_matches_a_hand_computation():
+    torch.manual_seed(0)
+    q_net, target_net = dqn.QNetwork(3, 2, (8,)), dqn.QNetwork(3, 2, (8,))
+    batch = _filled_buffer().sample(16, np.random.default_rng(1))
+    loss, q, y = dqn.batch_loss(q_net, target_net, batch, 0.9, huber=False)
+    q_hand = q_net(batch["obs"])
+    next_max = target_net(batch["next_obs"]).max(dim=1).values.detach()
+    y_hand = batch["rewards"] + 0.9 * (~batch["terminated"]).float() * next_max
+    q_sa = q_hand[torch.arange(16), batch["actions"]]
+    assert torch.allclose(y, y_hand) and not y.requires_grad
+    assert torch.allclose(loss, 0.5 * ((q_sa - y_hand) ** 2).mean())
+    loss.backward()
+    assert all(p.grad is None for p in target_net.parameters())
+
+
+def test_update_step_is_sgd_on_the_batch_loss_with_clipping_and_a_timed_copy():
+    torch.manual_seed(0)
+    cfg = dqn.make_config(batch_size=8, grad_steps=2, target_update=8, lr=1e-2,
+                          max_grad_norm=0.3)
+    q_net = dqn.QNetwork(3, 2, (8,))
+    target_net = copy.deepcopy(q_net)
+    hand_q, hand_t = copy.deepcopy(q_net), copy.deepcopy(q_net)
+    buf, opt = _filled_buffer(), torch.optim.SGD(q_net.parameters(), lr=cfg.lr)
+    stats = dqn.update_step(q_net, target_net, opt, buf, np.random.default_rng(3), cfg, 4, 8)
+    rng, norms = np.random.default_rng(3), []
+    for _ in range(cfg.grad_steps):  # the same two steps by hand: SGD, clipped gradient
+        loss, _, _ = dqn.batch_loss(hand_q, hand_t, buf.sample(8, rng), cfg.gamma)
+        grads = torch.autograd.grad(loss, list(hand_q.parameters()))
+        norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+        norms.append(float(norm))
+        scale = min(1.0, cfg.max_grad_norm / (float(norm) + 1e-6))
+        with torch.no_grad():
+            for p, g in zip(hand_q.parameters(), grads):
+                p -= cfg.lr * scale * g
+    for a, b in zip(q_net.parameters(), hand_q.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert min(norms) > cfg.max_grad_norm  # clipping was active
+    assert stats["grad_norm"] == pytest.approx(np.mean(norms), rel=1e-5)
+    # steps 4 -> 8 crosses the multiple 8 of target_update: the target is now the online net
+    for a, b in zip(target_net.parameters(), q_net.parameters()):
+        assert torch.equal(a, b)
+    assert set(stats) == {"loss", "q_mean", "td_error", "grad_norm"}
+    assert [dqn.target_sync_due(s, s + 4, 8) for s in (0, 4, 8, 12)] == [False, True, False, True]
+
+
+def test_train_hooks_left_default_equal_the_explicit_reference_pieces():
+    kw = dict(progress=False, total_steps=600, learning_starts=300, log_every=200)
+    a = dqn.train("CartPole-v1", seed=5, **kw)
+    b = dqn.train("CartPole-v1", seed=5, update_fn=dqn.update_step,
+                  buffer_cls=dqn.ReplayBuffer, **kw)
+    assert a.episode_returns == b.episode_returns
+    for key in ("loss", "q_mean", "td_error", "grad_norm"):
+        np.testing.assert_array_equal(a.history[key], b.history[key])
+    for key in ("td_error", "grad_norm"):
+        assert np.isnan(a.history[key][0]) and np.all(np.isfinite(a.history[key][1:]))
+
+
+def test_train_uses_the_update_and_buffer_it_is_given():
+    calls, sizes = [], []
+
+    class CountingBuffer(dqn.ReplayBuffer):
+        def sample(self, batch_size, rng):
+            sizes.append(len(self))
+            return super().sample(batch_size, rng)
+
+    def my_update(*args):
+        calls.append(args[-1])
+        return {"loss": 1.0}
+
+    res = dqn.train("CartPole-v1", seed=0, progress=False, total_steps=400, learning_starts=100,
+                    log_every=200, update_fn=my_update, buffer_cls=CountingBuffer)
+    assert calls[0] >= 100 and calls == sorted(calls) and not sizes
+    assert res.history["loss"][-1] == 1.0 and np.isnan(res.history["q_mean"][-1])
+    dqn.train("CartPole-v1", seed=0, progress=False, total_steps=400, learning_starts=100,
+              buffer_cls=CountingBuffer)
+    assert sizes and min(sizes) >= 64  # no minibatch is drawn before the buffer holds one
+
+
+def test_batch_loss_rejects_a_batch_whose_fields_disagree():
+    torch.manual_seed(0)
+    q_net = dqn.QNetwork(3, 2, (8,))
+    batch = _filled_buffer().sample(8, np.random.default_rng(0))
+    batch["rewards"] = batch["rewards"][:5]
+    with pytest.raises(ValueError, match=r"rewards has shape \(5,\); expected \[8\]"):
+        dqn.batch_loss(q_net, copy.deepcopy(q_net), batch, 0.9)
+
+
+def test_on_device_wrapper_forwards_the_buffer_and_moves_its_batches():
+    """On a GPU, train wraps a plugged-in buffer so a learner's update gets device tensors."""
+    buf = _filled_buffer()
+    wrapped = dqn._OnDevice(buf, "cpu")
+    assert len(wrapped) == len(buf) == 40
+    a = wrapped.sample(5, np.random.default_rng(0))
+    b = buf.sample(5, np.random.default_rng(0))
+    for key in b:
+        assert torch.equal(a[key], b[key]) and a[key].device.type == "cpu"
+    assert torch.equal(wrapped.latest(3)["rewards"], buf.latest(3)["rewards"])
+    gen = np.random.default_rng(1)
+    wrapped.add(gen.normal(size=(2, 3)).astype(np.float32), np.zeros(2, int), np.ones(2),
+                gen.normal(size=(2, 3)).astype(np.float32), np.zeros(2, bool), np.zeros(2, bool))
+    assert len(buf) == 42

@@ -11,8 +11,11 @@
 # 1. write the DQN loss and its target $y = r + \gamma(1-\text{terminated})\max_{a'}
 #    Q(s', a'; \theta^-)$, and explain why a time-limit *truncation* must still bootstrap;
 # 2. implement a linear $\varepsilon$ schedule, the TD target and the loss (squared or Huber),
-#    and explain how a numpy ring replay buffer works and what it is for;
-# 3. train DQN on CartPole-v1 until it is solved, and read its learning curves over seeds;
+#    then build the agent in stages: a ring replay buffer, the loss on a minibatch, and one
+#    full update with the target-network copy;
+# 3. debug a DQN with probe environments (which probe catches which bug), train your own DQN
+#    on CartPole-v1 until it is solved, and read its diagnostics (max-Q against the return's
+#    scale, TD error, gradient norm) and its learning curves over seeds;
 # 4. measure what really happens without replay and without a target network (and why
 #    value-based deep RL is *not* the "stable" family: the deadly triad);
 # 5. show with a toy why $\max$ over noisy estimates overestimates, and fix it with Double DQN;
@@ -21,6 +24,7 @@
 # %%
 import time
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -29,7 +33,7 @@ import rlcourse
 import rlcourse.plotting
 import rlcourse.results
 from rlcourse import deeprl, dqn
-from rlcourse.exercises import check
+from rlcourse.exercises import check, show_source
 
 session = rlcourse.setup(seed=0)
 rng = np.random.default_rng(0)
@@ -170,14 +174,83 @@ assert y_last[0] > 90 and y_last[1] == 1.0
 # reused many times, and since Q-learning is off-policy it does not matter that old
 # transitions came from older policies.
 #
-# `dqn.ReplayBuffer` is a ring buffer of preallocated numpy arrays: `add` writes a vector step
-# at position `pos` and wraps around when full (the oldest transitions are overwritten), and
-# `sample` draws indices uniformly. Rows flagged invalid by `deeprl.StepMask` (the autoreset
-# step after an episode ends, whose action is ignored and whose "next observation" is the
-# start of a new episode) are never added.
+# From here on you build the agent itself, in three stages, each checked by its behaviour:
+# the buffer (this section), the loss on one minibatch (section 5) and one full update with
+# the target-network copy (section 6). Section 6b then runs *your* DQN on five tiny problems
+# with known answers, and section 7 trains it on CartPole.
+#
+# ### Exercise 3: a ring replay buffer
+# The buffer preallocates one numpy array per field (done for you in `__init__`). Write:
+#
+# * `add(obs, actions, rewards, next_obs, terminated, truncated, valid=None)`: one *vector*
+#   step, `obs` and `next_obs` [N, obs_dim], the others [N]; `valid` [N] bool, or `None` for
+#   all rows. Rows whose `valid` is False are skipped: they are the autoreset steps of
+#   `deeprl.StepMask` (the step after an episode ends, whose action is ignored and whose "next
+#   observation" is the start of a new episode). The kept rows, in order, go one by one into
+#   slot `self.pos`, which then moves on by one and wraps to 0 after the last slot;
+#   `self.size` counts the stored transitions up to `capacity`. So the $i$-th transition ever
+#   kept sits in slot $i \bmod$ `capacity`, and a full buffer overwrites its oldest row.
+#   Store `terminated` and `truncated` separately: section 3 needs both.
+# * `sample(batch_size, rng)`: pick the slots with exactly one call
+#   `rng.integers(0, len(self), size=batch_size)` (uniform, with replacement, filled slots
+#   only) and return a dict of torch tensors with keys `obs`, `next_obs` [B, obs_dim] float32,
+#   `actions` [B] int64, `rewards` [B] float32, `terminated`, `truncated` [B] bool.
+#
+# The check fills your buffer and the course's with the same vector steps, wraps them around
+# twice, and compares `len` and samples drawn with the same generator seed.
 
 # %%
-demo = dqn.ReplayBuffer(capacity=5, obs_dim=1)
+class ReplayBuffer:
+    """Ring buffer of transitions; add(...) one vector step, sample(batch_size, rng) -> dict."""
+
+    def __init__(self, capacity, obs_dim):
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=bool)
+        self.truncated = np.zeros(capacity, dtype=bool)
+        self.pos = 0  # the slot the next transition goes to
+        self.size = 0  # how many slots hold a transition
+
+    def __len__(self):
+        return self.size
+
+    def add(self, obs, actions, rewards, next_obs, terminated, truncated, valid=None):
+        """Store the valid rows of one vector step (arrays with N rows)."""
+        ### BEGIN SOLUTION
+        keep = np.ones(len(obs), dtype=bool) if valid is None else np.asarray(valid, bool)
+        n_new = int(keep.sum())
+        slots = (self.pos + np.arange(n_new)) % self.capacity
+        self.obs[slots] = np.asarray(obs)[keep]
+        self.next_obs[slots] = np.asarray(next_obs)[keep]
+        self.actions[slots] = np.asarray(actions)[keep]
+        self.rewards[slots] = np.asarray(rewards)[keep]
+        self.terminated[slots] = np.asarray(terminated)[keep]
+        self.truncated[slots] = np.asarray(truncated)[keep]
+        self.pos = (self.pos + n_new) % self.capacity
+        self.size = min(self.size + n_new, self.capacity)
+        ### END SOLUTION
+
+    def sample(self, batch_size, rng):
+        """A dict of tensors for batch_size uniformly drawn stored transitions."""
+        ### BEGIN SOLUTION
+        slots = rng.integers(0, len(self), size=batch_size)
+        fields = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
+        return {name: torch.from_numpy(getattr(self, name)[slots]) for name in fields}
+        ### END SOLUTION
+
+
+ReplayBuffer = check("dqn.ReplayBuffer", ReplayBuffer)
+
+# %% [markdown]
+# Watch the ring wrap around: a buffer of 5 slots, 2 environments, so each vector step adds two
+# transitions (labelled 1, 2, ... by their reward). The course's version, `dqn.ReplayBuffer`,
+# also validates its inputs and refuses to sample more transitions than it holds:
+
+# %%
+demo = ReplayBuffer(capacity=5, obs_dim=1)
 for t in range(3):
     label = np.array([2.0 * t + 1, 2.0 * t + 2])  # 2 envs per step; transitions 1, 2, ..., 6
     o = label[:, None].astype(np.float32)
@@ -185,16 +258,18 @@ for t in range(3):
     print(f"after vector step {t}: slots hold transitions {demo.rewards.astype(int).tolist()} "
           f"(0 = empty), pos = {demo.pos}, size = {len(demo)}")
 assert demo.rewards.tolist() == [6.0, 2.0, 3.0, 4.0, 5.0]  # 1, the oldest, was overwritten
+print(show_source(dqn.ReplayBuffer.sample))
 
 # %% [markdown]
-# How correlated is a minibatch? We collect 5,000 steps of CartPole with a random policy and
-# compare the last 64 transitions of a single environment with 64 transitions drawn from the
-# buffer: the lag-1 correlation of the pole angle between neighbouring entries of the batch.
+# How correlated is a minibatch? We collect 5,000 steps of CartPole with a random policy into
+# your buffer and compare the last 64 transitions of a single environment (slots 5,000 - 64 on:
+# the buffer has not wrapped yet) with 64 transitions drawn by `sample`: the lag-1 correlation
+# of the pole angle between neighbouring entries of the batch.
 
 # %%
 envs = deeprl.make_vec_env("CartPole-v1", 1, seed=0)
 obs, _ = envs.reset(seed=0)
-buf, mask = dqn.ReplayBuffer(10_000, 4), deeprl.StepMask(1)
+buf, mask = ReplayBuffer(10_000, 4), deeprl.StepMask(1)
 for _ in range(5_000):
     a = rng.integers(0, 2, 1)
     nxt, r, te, tr, _ = envs.step(a)
@@ -205,10 +280,11 @@ envs.close()
 
 
 def lag1_corr(x):
+    x = np.asarray(x)
     return float(np.corrcoef(x[:-1], x[1:])[0, 1])
 
 
-seq_corr = lag1_corr(buf.latest(64)["obs"][:, 2])
+seq_corr = lag1_corr(buf.obs[len(buf) - 64:len(buf), 2])
 rand_corr = np.mean([lag1_corr(buf.sample(64, rng)["obs"][:, 2]) for _ in range(200)])
 print(f"{len(buf):,} transitions stored (autoreset steps left out: "
       f"{5_000 - len(buf)}), all rewards = 1: {bool(np.all(buf.rewards[:len(buf)] == 1))}")
@@ -233,7 +309,7 @@ assert seq_corr > 0.8 and abs(rand_corr) < 0.1
 # action actually taken enters the loss: the other outputs get no gradient from this
 # transition.
 #
-# ### Exercise 3: the DQN loss
+# ### Exercise 4: the DQN loss
 # `q_values` [B, A] (the online network's output, with gradients), `actions` [B] (int64),
 # `targets` [B], and a flag `huber`. Return the batch mean of $\tfrac12 e^2$ (`huber=False`)
 # or of the Huber loss with $\delta = 1$ (`huber=True`) between $Q(s_i, a_i)$ and the targets,
@@ -277,6 +353,39 @@ assert torch.allclose(curves_loss[True][1], e.clamp(-1, 1), atol=1e-6)
 assert torch.allclose(curves_loss[False][1], e, atol=1e-6)
 
 # %% [markdown]
+# ### Exercise 5: the loss on a minibatch
+# Put sections 3 and 5 together on a batch from your buffer. `q_net` and `target_net` map
+# observations [B, obs_dim] to Q-values [B, A]; `batch` is what `sample` returns; `gamma` a
+# float, `huber` a flag. Return a tuple `(loss, q_values, targets)`:
+#
+# * `q_values` [B, A]: the online net on `batch["obs"]`, with gradients;
+# * `targets` [B]: your `td_target` from the **target** net's values of `batch["next_obs"]`,
+#   computed inside `torch.no_grad()` (labels, not something to differentiate);
+# * `loss`: your `dqn_loss` of those Q-values at the actions taken against the targets.
+#
+# The check builds two different small networks and a batch where some rows are terminated
+# and some only truncated, then compares the targets, Q-values, loss and the gradients your
+# loss sends into the online net (none may reach the target net).
+
+# %%
+def batch_loss(q_net, target_net, batch, gamma, huber):
+    """(scalar loss, Q-values [B, A], targets [B]) for a minibatch dict of tensors."""
+    ### BEGIN SOLUTION
+    q_values = q_net(batch["obs"])
+    with torch.no_grad():
+        next_q = target_net(batch["next_obs"])
+        targets = td_target(batch["rewards"], next_q, batch["terminated"], batch["truncated"],
+                            gamma)
+    return dqn_loss(q_values, batch["actions"], targets, huber), q_values, targets
+    ### END SOLUTION
+
+
+batch_loss = check("dqn.batch_loss", batch_loss)
+
+# %%
+print(show_source(dqn.batch_loss))
+
+# %% [markdown]
 # ## 6. The target network
 #
 # If the target used the online weights $\theta$, every gradient step would also move the
@@ -299,57 +408,250 @@ updates_per_copy = cfg.target_update // cfg.num_envs * cfg.grad_steps
 print(f"-> {updates_per_copy} gradient steps between two target copies")
 
 # %% [markdown]
+# ### Exercise 6: one full update
+# The learning part of one training iteration. The training loop has just stepped the
+# environments, moving its env-step counter from `steps_before` to `steps`. Then:
+#
+# 1. `cfg.grad_steps` times: draw a minibatch with `buffer.sample(cfg.batch_size, rng)`,
+#    compute `loss, q, y = batch_loss(q_net, target_net, batch, cfg.gamma, cfg.huber)`, clear
+#    the old gradients with `optimizer.zero_grad()`, backpropagate, clip the gradient norm with
+#    `torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)` (it returns the
+#    norm *before* clipping), and take `optimizer.step()`;
+# 2. after those steps, if a multiple of `cfg.target_update` lies in (`steps_before`,
+#    `steps`], copy the online weights into the target net:
+#    `target_net.load_state_dict(q_net.state_dict())`.
+#
+# Return a dict of four floats, each the mean over the gradient steps, for the training
+# diagnostics of section 7: `loss`, `q_mean` (batch mean of $\max_a Q(s,a)$), `td_error`
+# (batch mean of $|Q(s,a) - y|$) and `grad_norm`. The check runs your function and the
+# course's on copies of the same networks, Adam state, buffer and generator for five
+# consecutive calls that cross two copy points, and compares the weights after each call.
+
+# %%
+def update_step(q_net, target_net, optimizer, buffer, rng, cfg, steps_before, steps):
+    """grad_steps minibatch updates of q_net, then the timed target copy; returns diagnostics."""
+    ### BEGIN SOLUTION
+    stats = {"loss": 0.0, "q_mean": 0.0, "td_error": 0.0, "grad_norm": 0.0}
+    for _ in range(cfg.grad_steps):
+        batch = buffer.sample(cfg.batch_size, rng)
+        loss, q, y = batch_loss(q_net, target_net, batch, cfg.gamma, cfg.huber)
+        optimizer.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        q = q.detach()
+        q_taken = q.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+        stats["loss"] += loss.item()
+        stats["q_mean"] += q.max(dim=1).values.mean().item()
+        stats["td_error"] += (q_taken - y).abs().mean().item()
+        stats["grad_norm"] += norm.item()
+    if steps // cfg.target_update > steps_before // cfg.target_update:
+        target_net.load_state_dict(q_net.state_dict())
+    return {name: total / cfg.grad_steps for name, total in stats.items()}
+    ### END SOLUTION
+
+
+update_step = check("dqn.update_step", update_step)
+
+# %% [markdown]
+# The course's version is the same function, plus the no-replay ablation and a device move.
+# `dqn.train(..., update_fn=update_step, buffer_cls=ReplayBuffer)` runs the whole training
+# loop with your two pieces; left at their defaults it runs exactly these.
+
+# %%
+print(show_source(dqn.update_step))
+
+# %% [markdown]
+# ## 6b. Debugging with probe environments
+#
+# A DQN that does not learn CartPole could have a hundred causes, and a CartPole run takes
+# half a minute. **Probe environments** (`rlcourse.probes`) are five tiny tasks whose exact
+# Q-values we know; each adds one thing the learner must get right, so the first probe that
+# fails points at the bug:
+#
+# | # | probe | what it tests | true Q |
+# |---|---|---|---|
+# | 1 | `constant` | one step, reward +1: the loss and the optimiser | $Q = 1$ |
+# | 2 | `observation` | reward = observation $\pm1$: the net reads its input | $Q(s) = s$ |
+# | 3 | `two_step` | reward 0 then +1: discounting, bootstrapping, the terminal mask | $Q(0) = \gamma$, $Q(1) = 1$ |
+# | 4 | `action` | action 0 earns +1, action 1 earns -1: Q of the action *taken* | $Q = (1, -1)$ |
+# | 5 | `observation_action` | the right action depends on the observation | $\pm(1, -1)$ |
+#
+# Every episode ends by termination. `dqn.run_probe(name, seed, update_fn=..., buffer_cls=...)`
+# trains with `dqn.train` on the registered probe (`dqn.PROBE_SETTINGS`, printed below: a
+# small net, a short run, and a $\gamma$ well below 1 so that $Q(0) = \gamma$ on probe 3 is
+# clearly not 1) and reads the learned
+# Q-table next to `true_q`. Your DQN first:
+
+# %%
+from tqdm.auto import tqdm
+
+from rlcourse import probes
+
+mine = {name: dqn.run_probe(name, seed=0, update_fn=update_step, buffer_cls=ReplayBuffer)
+        for name in tqdm(probes.PROBE_IDS, desc="your DQN on the probes")}
+ps = dqn.PROBE_SETTINGS
+print(f"probe runs: hidden layers {ps['hidden']}, {ps['total_steps']:,} env steps, gamma = "
+      f"{ps['gamma']}, lr {ps['lr']}, target copy every {ps['target_update']} env steps; a "
+      f"probe passes when every Q-value is within {dqn.PROBE_TOLERANCE} of the truth")
+for name, rep in mine.items():
+    for o, q_row, t_row in zip(rep.observations, rep.q, rep.true_q):
+        print(f"{name:18s} obs {o:+.0f}: learned Q {np.round(q_row, 2).tolist()!s:14s} "
+              f"true Q {t_row.tolist()}")
+    print(f"{'':18s} max error {rep.max_error:.3f} -> {'pass' if rep.passed else 'FAIL'}")
+assert all(rep.passed for rep in mine.values()), {n: r.max_error for n, r in mine.items()}
+
+# %% [markdown]
+# **Which probe catches which bug?** `dqn.planted_bugs()` returns six deliberately broken
+# variants of the course's DQN (as `train` hooks). We run each on every probe and colour each
+# cell by the largest Q-value error:
+
+# %%
+bugs = dqn.planted_bugs()
+probe_err = np.array([[dqn.run_probe(name, seed=0, **hooks).max_error
+                       for name in probes.PROBE_IDS]
+                      for hooks in tqdm(bugs.values(), desc="planted bugs x probes")])
+fig, ax = plt.subplots(figsize=(8.5, 4))
+im = ax.imshow(probe_err.clip(1e-3, 10), cmap="RdYlGn_r",
+               norm=matplotlib.colors.LogNorm(vmin=1e-3, vmax=10))
+for i, j in np.ndindex(probe_err.shape):
+    ax.text(j, i, f"{probe_err[i, j]:.2f}", ha="center", va="center", fontsize=8,
+            fontweight="bold" if probe_err[i, j] > dqn.PROBE_TOLERANCE else "normal")
+ax.set_xticks(range(len(probes.PROBE_IDS)),
+              [f"{k + 1}: {n}" for k, n in enumerate(probes.PROBE_IDS)], rotation=30,
+              ha="right")
+ax.set_yticks(range(len(bugs)), list(bugs))
+fig.colorbar(im, ax=ax, label="max |Q - true Q| (log scale)")
+ax.set_title(f"Bold: failed (error > {dqn.PROBE_TOLERANCE})")
+plt.show()
+
+# %%
+failed = {bug: [p for p, e in zip(probes.PROBE_IDS, row) if e > dqn.PROBE_TOLERANCE]
+          for bug, row in zip(bugs, probe_err)}
+for bug, which in failed.items():
+    print(f"{bug:26s} fails: {', '.join(which) or 'no probe'}")
+assert {"constant", "two_step"} <= set(failed["no terminal mask"])
+assert failed["target never synced"] == ["two_step"]  # only probe 3 bootstraps
+assert "constant" in failed["no zero_grad"]  # probe 1 already: the optimiser
+assert "action" in failed["Q of the greedy action"]
+assert "observation" in failed["buffer stores s' as s"]
+assert failed["truncation = termination"] == []  # probes never truncate
+
+# %% [markdown]
+# Read the grid row by row:
+#
+# * **No terminal mask** (bootstrapping through the end of an episode) fails probe 1 already:
+#   $Q = 1 + \gamma Q$ climbs towards $1/(1-\gamma)$, and on probe 3 much further.
+# * **Target never synced**: probes 1 and 2 have no bootstrap (every episode is one step), so
+#   only probe 3, whose $Q(0) = \gamma\,Q(1)$ reads the target net, sees the frozen random
+#   target.
+# * **No `zero_grad`**: gradients pile up across steps and the optimiser overshoots; even the
+#   constant probe fails, which points at the update itself.
+# * **Q of the greedy action** instead of the action taken trains the wrong output: probes 4
+#   and 5, the first ones with two actions.
+# * **Buffer stores $s'$ as $s$**: the net never sees the real input, so probe 2 fails.
+# * **Truncation treated as termination** passes everything: probes end by termination only,
+#   so they cannot see it. Exercise 2's check can, and on CartPole (500-step truncations) it
+#   matters. A probe suite is a filter, not a proof.
+#
+# The order matters when you debug your own agent: fix the first failing probe first.
+
+# %% [markdown]
 # ## 7. Training DQN on CartPole-v1
 #
 # `dqn.train` puts the pieces together. Each iteration
 # 1. steps the 4 CartPole copies once with the $\varepsilon$-greedy policy (one batched forward
 #    pass), and adds the valid transitions to the buffer;
-# 2. after `learning_starts` env steps, takes `grad_steps` gradient steps on uniformly sampled
-#    minibatches, with targets from the target network;
-# 3. copies $\theta \to \theta^-$ every `target_update` env steps.
+# 2. after `learning_starts` env steps, calls the update (your `update_step`): `grad_steps`
+#    gradient steps on uniformly sampled minibatches, with targets from the target network,
+#    then the copy $\theta \to \theta^-$ whenever the env-step counter passes a multiple of
+#    `target_update`.
 #
 # CartPole-v1 counts as **solved** when the mean return of the last 20 training episodes
 # reaches 475 (`deeprl.SOLVE_WINDOW`); training stops there, and a separate 100-episode
-# greedy evaluation checks the policy. Your `epsilon_schedule`, `td_target` and `dqn_loss`
-# are plugged in (if they passed their checks). A full run takes about half a minute, so the
-# notebook solves one seed (seed 0); section 8 adds seeds 1 and 2 for the first 8,000 steps,
-# and the 10-seed benchmark below covers the rest.
+# greedy evaluation checks the policy. This run uses **your** `ReplayBuffer` and
+# `update_step` (which calls your `batch_loss`, `td_target` and `dqn_loss`) and your
+# `epsilon_schedule`, through the hooks `buffer_cls=`, `update_fn=` and `epsilon_fn=`; an
+# exercise you skipped is replaced by the course's version. A full run takes about half a
+# minute, so the notebook solves one seed (seed 0); section 8 adds seeds 1 and 2 for the
+# first 8,000 steps, and the 10-seed benchmark below covers the rest.
 
 # %%
 MAIN_SEED = 0
-main_run = dqn.train("CartPole-v1", MAIN_SEED, device=session.device, target_fn=td_target,
-                     loss_fn=dqn_loss, epsilon_fn=epsilon_schedule)
+main_run = dqn.train("CartPole-v1", MAIN_SEED, device=session.device, update_fn=update_step,
+                     buffer_cls=ReplayBuffer, epsilon_fn=epsilon_schedule)
 main_eval = deeprl.evaluate("CartPole-v1", main_run.act, episodes=100, seed=10_000 + MAIN_SEED,
                             device=session.device)
 print(f"seed {MAIN_SEED}: solved after {main_run.steps_to_solve:,} env steps "
       f"({main_run.seconds:.0f} s, {len(main_run.episode_returns)} episodes); greedy evaluation "
       f"over 100 episodes: mean {main_eval.mean():.0f}, min {main_eval.min():.0f}")
 
+# %% [markdown]
+# **Reading a DQN while it trains.** The return alone says little about *why* a run is slow
+# or broken. Every 1,000 env steps `history` also logs the averages of what your update
+# returned:
+#
+# * **mean $\max_a Q$ against the scale of the return.** Every CartPole step pays +1 and a
+#   time-limit truncation bootstraps, so for any policy $Q(s,a) \le \sum_k \gamma^k =
+#   1/(1-\gamma) = 100$. Q-values far above the largest possible discounted return are
+#   overestimation or divergence; values stuck near 0 mean no learning signal.
+# * **mean $|Q(s,a) - y|$, the TD error.** It does not go to 0 in DQN: each target copy
+#   moves the labels, so it jumps after copies and shrinks between them. A TD error that grows
+#   steadily with the Q-values is the signature of the feedback loop of section 8.
+# * **the gradient norm before clipping**, against `max_grad_norm`. Occasional spikes above
+#   it are what clipping is for; if it sits above the threshold all the time, clipping is doing
+#   the learning and the effective learning rate is lower than the one you set.
+
 # %%
 grid = np.arange(1_000, main_run.total_steps + 1, 1_000)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-axes[0].plot(main_run.history["episode_end_step"], main_run.episode_returns, ".", alpha=0.4,
-             label="episode return")
-axes[0].plot(grid, dqn.learning_curve(main_run, grid), label="mean of the last 20")
-axes[0].axhline(475, color="gray", ls=":", label="solved (475)")
-axes[0].set_ylabel("return")
-axes[1].plot(main_run.history["log_step"], main_run.history["q_mean"], label="DQN")
-axes[1].axhline(1 / (1 - cfg.gamma), color="gray", ls=":", label=r"$1/(1-\gamma)$")
-axes[1].set_ylabel(r"mean of $\max_a Q(s,a)$ on minibatches")
-for ax in axes:
+hist = main_run.history
+fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+ax = axes[0, 0]
+ax.plot(hist["episode_end_step"], main_run.episode_returns, ".", alpha=0.4,
+        label="episode return")
+ax.plot(grid, dqn.learning_curve(main_run, grid), label="mean of the last 20")
+ax.axhline(475, color="gray", ls=":", label="solved (475)")
+ax.set_ylabel("return")
+ax.set_title(f"DQN on CartPole-v1, seed {MAIN_SEED}")
+panels = [(axes[0, 1], "q_mean", r"mean of $\max_a Q(s,a)$ on minibatches",
+           1 / (1 - cfg.gamma), r"$1/(1-\gamma)$"),
+          (axes[1, 0], "td_error", r"mean $|Q(s,a) - y|$", None, None),
+          (axes[1, 1], "grad_norm", "gradient norm before clipping", cfg.max_grad_norm,
+           "max_grad_norm")]
+for ax, key, ylabel, line, line_label in panels:
+    ax.plot(hist["log_step"], hist[key], "o-", ms=3, label="your DQN")
+    if line is not None:
+        ax.axhline(line, color="gray", ls=":", label=line_label)
+    ax.set_ylabel(ylabel)
+for ax in axes.flat:
+    ax.legend(fontsize=8)
+for ax in axes[1]:
     ax.set_xlabel("env steps")
-    ax.legend()
-axes[0].set_title(f"DQN on CartPole-v1, seed {MAIN_SEED}")
 plt.show()
+logged = np.isfinite(hist["grad_norm"])
+clipped = float(np.mean(np.array(hist["grad_norm"])[logged] > cfg.max_grad_norm))
+print(f"mean max-Q: {np.nanmin(hist['q_mean']):.1f} at first, {np.nanmax(hist['q_mean']):.1f} at "
+      f"most (ceiling {1 / (1 - cfg.gamma):.0f}); TD error {np.nanmin(hist['td_error']):.2f} to "
+      f"{np.nanmax(hist['td_error']):.2f}; gradient norm above max_grad_norm = "
+      f"{cfg.max_grad_norm:.0f} in {clipped:.0%} of the logged intervals")
+assert np.all(np.isfinite(np.array(hist["td_error"])[logged]))
 
 # %% [markdown]
-# The right panel is worth a second look. Every CartPole step pays +1 and a time-limit
-# truncation bootstraps, so for any policy $Q(s,a) \le \sum_k \gamma^k = 1/(1-\gamma) = 100$,
-# and a perfect policy gets close to 100 from every upright state. The Q-values climb towards
-# that ceiling only as fast as the target network is copied (each copy moves information one
-# Bellman backup further), and the return plateaus around 150 to 250 until the values "see"
-# far enough ahead to punish the cart drifting off the track. If the curve passes 100 (it
-# does near the end of seed 0's run), that is pure overestimation: section 9.
+# Look at the last number printed: with the course defaults the gradient norm is above
+# `max_grad_norm` most of the time. The squared loss on Q-values that grow towards 100 makes
+# large gradients, so clipping rescales nearly every step. It hurts less than it sounds
+# because the optimiser is Adam: Adam divides each parameter's step by a running RMS of its
+# gradients, so a scale factor that changes slowly largely cancels out; what clipping still
+# does is stop a single huge gradient from moving the weights far. With plain SGD the same
+# numbers would mean that `max_grad_norm`, not `lr`, sets the step size.
+
+# %% [markdown]
+# The Q panel is worth a second look. A perfect policy gets close to 100 from every upright
+# state. The Q-values climb towards that ceiling only as fast as the target network is copied
+# (each copy moves information one Bellman backup further), and the return plateaus around
+# 150 to 250 until the values "see" far enough ahead to punish the cart drifting off the
+# track. If the curve passes 100 (it does near the end of seed 0's run), that is pure
+# overestimation: section 9.
 
 # %%
 assert main_run.solved and main_run.steps_to_solve <= 50_000, main_run.steps_to_solve
@@ -426,11 +728,11 @@ curves = {n: np.array([dqn.learning_curve(r, abl_grid) for r in rs]) for n, rs i
 n_logs = ABL_STEPS // cfg.log_every
 
 
-def q_trace(r):
-    return np.array(r.history["q_mean"][:n_logs])
+def q_trace(r, key="q_mean"):
+    return np.array(r.history[key][:n_logs])
 
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 rlcourse.plotting.plot_curves(curves, ax=axes[0], x=abl_grid, band="minmax",
                               xlabel="env steps", ylabel="mean return, last 20 episodes")
 log_x = np.array(main_run.history["log_step"][:n_logs])
@@ -442,15 +744,24 @@ axes[1].set_yscale("log")
 axes[1].set_xlabel("env steps")
 axes[1].set_ylabel(r"median over seeds of mean $\max_a Q$")
 axes[1].legend()
+for name, rs in abl.items():
+    axes[2].plot(log_x, np.nanmedian([q_trace(r, "td_error") for r in rs], axis=0), "o-",
+                 label=name)
+axes[2].set_yscale("log")
+axes[2].set_xlabel("env steps")
+axes[2].set_ylabel(r"median over seeds of mean $|Q(s,a) - y|$")
+axes[2].legend()
 axes[0].set_title("Band: min to max over 3 seeds")
 plt.show()
 
 abl_final = {n: c[:, -1] for n, c in curves.items()}
 abl_qmax = {n: np.array([np.nanmax(q_trace(r)) for r in rs]) for n, rs in abl.items()}
+abl_td = {n: np.array([np.nanmax(q_trace(r, "td_error")) for r in rs]) for n, rs in abl.items()}
 for n in variants:
     print(f"{n:18s} return (last 20 episodes) at {ABL_STEPS:,} steps: "
           f"{', '.join(f'{x:.0f}' for x in abl_final[n])}; largest mean max-Q: "
-          f"{', '.join(f'{x:.0f}' for x in abl_qmax[n])}")
+          f"{', '.join(f'{x:.0f}' for x in abl_qmax[n])}; largest TD error: "
+          f"{', '.join(f'{x:.1f}' for x in abl_td[n])}")
 
 # %%
 dqn_mean, norep_mean = abl_final["DQN"].mean(), abl_final["no replay"].mean()
@@ -458,6 +769,7 @@ assert np.all(abl_final["DQN"] >= 150), abl_final["DQN"]  # all 3 seeds learn (r
 assert norep_mean < 0.5 * dqn_mean, (norep_mean, dqn_mean)
 assert np.all(abl_qmax["no target network"] > 1 / (1 - cfg.gamma))  # impossible values
 assert np.all(abl_qmax["DQN"] < 1 / (1 - cfg.gamma))
+assert abl_td["no target network"].min() > 10 * abl_td["DQN"].max()  # TD error blows up too
 
 # %%
 ceiling = 1 / (1 - cfg.gamma)
@@ -480,6 +792,8 @@ print(f"at {ABL_STEPS:,} env steps (mean over {len(ABL_SEEDS)} seeds): no replay
 #   above): a greedy policy only needs the *ordering* of two Q-values to be right, and that
 #   can survive for a while even when their size is absurd. The target moves with every
 #   update, so errors feed on themselves: the deadly triad, measured.
+#   The third panel shows what you would see in a run of your own: the TD error of the
+#   run without a target network grows along with its Q-values (largest values printed above).
 #
 # So neither ablation makes learning impossible at once, and the greedy policy without a
 # target network can look decent for a while. But neither is reliable: without replay the
@@ -549,7 +863,7 @@ assert single.mean() > q_true.max() + 0.3 and double.mean() < q_true.max()
 # The two networks are not independent (one is a lagged copy of the other), so the bias is
 # reduced rather than removed.
 #
-# ### Exercise 4: the Double DQN target
+# ### Exercise 7: the Double DQN target
 # `rewards` [B], `next_q_online` and `next_q_target` [B, A] (the two networks' Q-values of
 # $s'$), `terminated` [B], `gamma`. Return $y$ [B].
 
@@ -696,6 +1010,11 @@ assert abs(y_win[2] - (1 + gamma_w + gamma_w ** 2 * 100)) < 1e-4  # bootstraps a
 # * Exploration: $\varepsilon$-greedy with $\varepsilon$ decayed linearly from 1 to a floor.
 # * Replay decorrelates minibatches and reuses every transition; it is valid because
 #   Q-learning is off-policy.
+# * Debug on probes before CartPole: the first failing probe points at the bug (probe 1: loss
+#   and optimiser; 2: the input; 3: discounting, bootstrap, terminal mask, target copies;
+#   4-5: Q of the action taken). Probes that only terminate cannot see truncation bugs.
+# * While training, watch mean $\max_a Q$ against the largest possible return, the TD error
+#   and the gradient norm against the clipping threshold.
 # * The target network (hard copy every $K$ steps, or Polyak averaging) holds the regression
 #   target still; values propagate about one Bellman backup per copy.
 # * Huber loss = squared error with the gradient clipped to $[-\delta, \delta]$.
@@ -822,7 +1141,21 @@ assert abs(y_win[2] - (1 + gamma_w + gamma_w ** 2 * 100)) < 1e-4  # bootstraps a
 # RL (C51) and noisy nets (all on top of DQN's replay and target network).
 # </details>
 #
-# 9. With prioritized replay, why are importance-sampling weights needed, and why is
+# 9. Your DQN learns nothing on CartPole. How do you find the bug quickly?
+#
+# <details><summary>Answer</summary>
+#
+# Run it on probe environments with known Q-values, simplest first, and fix the first one that
+# fails: a constant reward tests the loss and the optimiser (a missing `zero_grad` fails
+# there), an observation-dependent reward tests that the network reads its input, a two-step
+# episode tests discounting, the terminal mask and the target copy (a target net that is never
+# synced fails only there), and action-dependent rewards test that the loss uses the Q-value
+# of the action taken. Meanwhile log mean $\max_a Q$ (above $1/(1-\gamma)$ times the largest
+# reward is impossible), the TD error and the gradient norm. Probes that only terminate cannot
+# catch a truncation handled as termination; a unit test of the target can.
+# </details>
+#
+# 10. With prioritized replay, why are importance-sampling weights needed, and why is
 # $\beta$ annealed to 1?
 #
 # <details><summary>Answer</summary>
