@@ -1,7 +1,6 @@
 """Learning curves of several algorithms on one env, for one comparison plot (notebook 07).
 
-    python -m rlcourse.compare --env CartPole-v1 --seeds 5 \
-        --out results/bench/compare-CartPole-v1.json
+    python -m rlcourse.compare --env CartPole-v1 --seeds 5 --out results/compare/CartPole-v1.json
 
 Each algorithm of :data:`rlcourse.bench.ALGOS` trains with its course defaults (its own
 ``Config``, its own ``total_steps``) except that it keeps going after it first solves the env
@@ -30,6 +29,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from rlcourse.bench import ALGOS
 from rlcourse.validation import check_positive_int
 
 DEFAULT_ALGOS = ("dqn", "reinforce", "a2c", "ppo")
+COMPARE_FOLDER = Path(__file__).resolve().parent.parent / "results" / "compare"
 
 
 class RecordingTracker(deeprl.EpisodeTracker):
@@ -149,6 +150,45 @@ def curve_on_grid(steps: list[float], returns: list[float], grid: np.ndarray,
     lo = np.maximum(idx - window, 0)
     out[ok] = (csum[idx[ok]] - csum[lo[ok]]) / (idx[ok] - lo[ok])
     return out
+
+
+def first_reach(steps: list[float], returns: list[float], threshold: float,
+                window: int = deeprl.SOLVE_WINDOW) -> float | None:
+    """The x (``steps``, or seconds) of the episode end at which the mean of the last
+    ``window`` returns first reaches ``threshold`` (the course's "solved"); None if never."""
+    returns = np.asarray(returns, dtype=float)
+    if len(steps) != len(returns):
+        raise ValueError(f"steps ({len(steps)}) and returns ({len(returns)}) differ in length")
+    window = check_positive_int(window, "window")
+    if len(returns) < window:
+        return None
+    means = np.convolve(returns, np.ones(window) / window, mode="valid")
+    hits = np.flatnonzero(means >= threshold)
+    return None if len(hits) == 0 else float(steps[hits[0] + window - 1])
+
+
+def solve_table(report: dict[str, Any]) -> dict[str, dict[str, list[float | None]]]:
+    """Per algorithm, per seed: env steps and CPU seconds at which the run first solved
+    (None if never), and the mean of its last ``SOLVE_WINDOW`` returns at the end."""
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for r in report["runs"]:
+        row = out.setdefault(r["algo"], {"steps": [], "cpu_seconds": [], "final": []})
+        row["steps"].append(first_reach(r["steps"], r["returns"], report["threshold"]))
+        row["cpu_seconds"].append(first_reach(r["cpu_seconds"], r["returns"],
+                                              report["threshold"]))
+        tail = r["returns"][-deeprl.SOLVE_WINDOW:]
+        row["final"].append(float(np.mean(tail)) if tail else None)
+    return out
+
+
+def load(env_id: str = "CartPole-v1", folder: str | Path | None = None) -> dict[str, Any]:
+    """The stored comparison ``results/compare/<env_id>.json`` (see the module docstring)."""
+    path = Path(folder if folder is not None else COMPARE_FOLDER) / f"{env_id}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stored comparison at {path}; create it with "
+                                f"python -m rlcourse.compare --env {env_id} --seeds 5 "
+                                f"--out {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
