@@ -402,3 +402,14 @@ def test_update_check_says_what_differed(fn, needle):
 
     result = exercises.evaluate("ppo.update", fn)
     assert result.status == "failed" and needle in result.message, result.message
+
+
+def test_loss_check_accepts_skipping_terms_whose_weight_is_zero():
+    """Leaving out a term whose coefficient is 0 is a legitimate shortcut, not a bug."""
+    from rlcourse import exercises
+
+    def skips(logp, logp_old, adv, values, v_old, targets, entropy, cfg):
+        return _loss_parts(logp, logp_old, adv, values, v_old, targets, entropy, cfg,
+                           vf=cfg.vf_coef != 0)
+
+    assert exercises.evaluate("ppo.minibatch_loss", skips).passed
