@@ -962,8 +962,10 @@ assert min(cart_eval) >= 475
 #   balanced state, the targets hardly vary, and what is left is noise. A critic that never
 #   rises above 0 is the bug; one that rises and then falls as the task saturates is not.
 # * **clip fraction**, the share of steps with $|r-1|>\epsilon$ after the update: a few percent
-#   to a few tens of percent. Always 0 means the ratio never moves (a bug such as the one after
-#   Exercise 7); near 1 means each update moves the policy far past the trust region.
+#   to a few tens of percent. Near 1 means each update moves the policy far past the trust
+#   region. (In the statistics of your own loss, a clip fraction of exactly 0 on every
+#   minibatch means its ratio is always 1, the slip shown after Exercise 7; the history here is
+#   measured against the rollout's policy, so there it shows up as a large KL instead.)
 # * **approximate KL** (k3) between the policy before and after the update: of order $10^{-2}$
 #   nats per update here. Values of order 1 mean the policy jumps.
 # * **entropy** of the policy: starts near $\ln 2\approx0.69$ (two actions) and falls as the
@@ -1351,6 +1353,7 @@ assert acro.solved and acro_eval >= -100
 # | step control | learning rate only | learning rate only | hard KL constraint + line search | ratio clip (or adaptive KL penalty) |
 # | learning-rate sensitivity | the rate sets the policy change directly (Section 9's vanilla PG) | same | low: the step is set in KL | low: good over a wide range of rates; collapses at very large rates (Section 9) |
 # | complexity | lowest | low | high: Fisher-vector products, CG, line search | low: a few lines on top of A2C |
+# | on CartPole, course defaults (Section 13, 5 seeds) | fewer env steps than A2C, least CPU time per solve, stays solved | most env steps, not every seed solves, does not stay solved | not run | fewest env steps, stays solved |
 # | gradient estimate | unbiased for the undiscounted return only with γ = 1 and Monte-Carlo returns (a state baseline keeps it so); γ < 1 makes it biased | biased: bootstrapping on a learned critic, GAE with λ < 1, γ < 1 | as A2C, plus a monotonic-improvement bound for the KL-penalised version | as A2C; the clip is a heuristic with no guarantee |
 #
 # On the "gradient estimate" row: with γ < 1 the usual estimator $\sum_t \hat A_t\nabla\log\pi(a_t\mid s_t)$
@@ -1467,6 +1470,7 @@ assert by_cpu[-1] == "dqn" and cpu_med["dqn"] > 5 * cpu_med["ppo"]
 assert cpu_med["reinforce"] < cpu_med["ppo"] and steps_med["dqn"] < steps_med["reinforce"]
 assert min(solve_cmp["reinforce"]["final"]) >= threshold <= min(solve_cmp["ppo"]["final"])
 assert final_med["a2c"] < threshold and min(solve_cmp["dqn"]["final"]) < threshold
+assert by_cpu[0] == "reinforce" and by_steps[-1] == "a2c"  # the Section 12 table's last row
 
 # %% [markdown]
 # What the data says, and where it disagrees with the usual story:
@@ -1541,6 +1545,10 @@ assert final_med["a2c"] < threshold and min(solve_cmp["dqn"]["final"]) < thresho
 # * Ratio clipping is what makes several epochs on one batch safe; without it the KL per update
 #   explodes.
 # * π_old (clip anchor, renewed every batch) ≠ π_ref (RLHF's frozen KL anchor).
+# * Debug an update on probes first (the first failing probe points at the part), then read
+#   the five diagnostics while training: some bugs pass every probe and show only there.
+# * Compare algorithms on several seeds, in env steps *and* in compute, and check that a run
+#   stays solved: on CartPole the ranking by env steps is not the ranking by CPU time.
 #
 # ## Further reading
 #
@@ -1688,6 +1696,22 @@ assert final_med["a2c"] < threshold and min(solve_cmp["dqn"]["final"]) < thresho
 # comparison measures the critic. Done that way on CartPole (Section 9), vanilla PG at its best
 # rate is close to PPO; PPO's advantage is that it works over a wide range of rates with a
 # bounded KL per update, so it needs little tuning. At very large rates it collapses too.
+# </details>
+#
+# 12. Your PPO learns CartPole slowly. How do you find out whether the update is buggy?
+#
+# <details><summary>Answer</summary>
+#
+# Run it on probe environments with known answers, in order: constant reward (value loss and
+# optimiser), observation-dependent reward (the critic reads its input), two steps (discount,
+# terminal mask), action-dependent reward (the policy gradient's sign), observation-and-action
+# reward (both together); the first failure localises the bug. Then read the training
+# diagnostics: a clip fraction of exactly 0 in the loss's own statistics (its ratio is always
+# 1: the old log-probs taken from the current policy), a KL per update of order 1 and an
+# entropy collapsing within a few updates (no trust region), an explained variance that never
+# rises (a broken critic). Some bugs, like
+# the ratio computed from the new log-probabilities on both sides, pass every probe and show
+# only in these numbers (Section 8).
 # </details>
 
 # %%
