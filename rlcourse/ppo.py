@@ -12,6 +12,7 @@ difference, the natural gradient of a softmax); and the PPO agent for gymnasium 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -471,13 +472,15 @@ def _policy_loss(cfg: Config, logits: Tensor, logp: Tensor, logp_old: Tensor,
 @torch.no_grad()
 def _batch_stats(agent: ActorCritic, obs: Tensor, act: Tensor, logits_old: Tensor,
                  targets: Tensor, clip_eps: float | None) -> dict[str, float]:
-    """KL(pi_old || pi), clip fraction, entropy and value error of the updated agent."""
+    """KL(pi_old || pi) (exact, and its k3 estimate ``approx_kl``), clip fraction, entropy and
+    value error of the updated agent."""
     logits, v = agent(obs)
     logp = torch.log_softmax(logits, -1).gather(-1, act[:, None])[:, 0]
     logp_old = torch.log_softmax(logits_old, -1).gather(-1, act[:, None])[:, 0]
     ratio = ratio_from_logps(logp, logp_old)
     eps = 0.2 if clip_eps is None else clip_eps
     return {"kl": float(categorical_kl(logits_old, logits).mean()),
+            "approx_kl": float(kl_k3(logp - logp_old).mean()),
             "clip_fraction": float(((ratio - 1).abs() > eps).float().mean()),
             "entropy": float(categorical_entropy(logits).mean()),
             "value_loss": float(0.5 * ((v - targets) ** 2).mean())}
@@ -491,13 +494,18 @@ def _minibatches(n: int, minibatches: int, generator: torch.Generator,
 
 
 def _step(opt: torch.optim.Optimizer, loss: Tensor, params: list[nn.Parameter],
-          max_grad_norm: float | None) -> None:
-    """One optimiser step on ``loss``; only ``params`` get gradients (others are skipped)."""
+          max_grad_norm: float | None) -> float:
+    """One optimiser step on ``loss``; only ``params`` get gradients (others are skipped).
+
+    Returns the total gradient norm of ``params`` before clipping."""
     opt.zero_grad()
     loss.backward()
     if max_grad_norm is not None:
-        nn.utils.clip_grad_norm_(params, max_grad_norm)
+        norm = nn.utils.clip_grad_norm_(params, max_grad_norm)
+    else:
+        norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
     opt.step()
+    return float(norm)
 
 
 def fit_critic(agent: ActorCritic, opt: torch.optim.Optimizer, obs: Tensor, v_old: Tensor,
@@ -528,13 +536,14 @@ def update(agent: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, adv: Ten
     then runs the critic's own schedule. Returns statistics of the updated policy on the whole
     batch: the exact KL(pi_old || pi), the fraction of ratios outside [1 - eps, 1 + eps], the
     entropy, the value error, the number of policy epochs run (fewer when ``target_kl`` stopped
-    the update early) and the number of critic steps.
+    the update early), the number of critic steps and the mean gradient norm of the policy
+    steps before clipping (``grad_norm``).
     """
     keep = ro.valid.reshape(-1)
     flat = lambda x: x.reshape(-1, *x.shape[2:])[keep]
     obs, act, logp_old, logits_old, v_old, adv, targets = map(
         flat, (ro.obs, ro.actions, ro.logp, ro.logits, ro.values, adv, targets))
-    joint, epochs, critic_steps = cfg.joint_update, 0, 0
+    joint, epochs, critic_steps, norms = cfg.joint_update, 0, 0, []
     params = list(agent.parameters() if joint else agent.pi.parameters())
     for _ in range(cfg.epochs):
         for mb in _minibatches(obs.shape[0], cfg.minibatches, generator, obs.device):
@@ -549,7 +558,7 @@ def update(agent: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, adv: Ten
                 critic_steps += 1
             else:
                 loss = pl - cfg.ent_coef * ent
-            _step(opt, loss, params, cfg.max_grad_norm)
+            norms.append(_step(opt, loss, params, cfg.max_grad_norm))
         epochs += 1
         if cfg.target_kl is not None:
             with torch.no_grad():
@@ -559,18 +568,127 @@ def update(agent: ActorCritic, opt: torch.optim.Optimizer, ro: Rollout, adv: Ten
     if not joint:
         critic_steps = fit_critic(agent, opt, obs, v_old, targets, cfg, generator)
     stats = _batch_stats(agent, obs, act, logits_old, targets, cfg.clip_eps)
-    return {**stats, "epochs": float(epochs), "critic_steps": float(critic_steps)}
+    return {**stats, "epochs": float(epochs), "critic_steps": float(critic_steps),
+            "grad_norm": float(np.mean(norms))}
+
+
+# ---- the update in parts (notebook 07's staged exercises) and the critic's explained variance
+
+def explained_variance(values: Tensor, targets: Tensor) -> float:
+    """1 - Var(targets - values) / Var(targets): the share of the targets' variance the critic
+    explains. ``values`` and ``targets`` [n]. 1 is perfect, 0 is no better than predicting the
+    mean, negative is worse than that; NaN when the targets do not vary (or n < 2)."""
+    if values.shape != targets.shape or values.ndim != 1:
+        raise ValueError(f"values {tuple(values.shape)} and targets {tuple(targets.shape)} must "
+                         "be equal 1-D shapes")
+    if targets.numel() < 2:
+        return float("nan")
+    var = float(targets.double().var(unbiased=False))
+    if var == 0.0:
+        return float("nan")
+    return 1.0 - float((targets.double() - values.double()).var(unbiased=False)) / var
+
+
+@dataclass
+class Batch:
+    """The valid steps of a :class:`Rollout`, flattened: ``obs`` [n, obs_dim], the rest [n]
+    (``logits_old`` [n, A]). ``adv`` holds the raw GAE advantages, ``targets`` = A + V_old."""
+
+    obs: Tensor
+    actions: Tensor
+    logp_old: Tensor
+    logits_old: Tensor
+    v_old: Tensor
+    adv: Tensor
+    targets: Tensor
+
+
+def flatten_rollout(ro: Rollout, adv: Tensor, targets: Tensor) -> Batch:
+    """Keep the valid steps of ``ro`` (autoreset steps dropped) and flatten [T, N] to [n]."""
+    if adv.shape != ro.valid.shape or targets.shape != ro.valid.shape:
+        raise ValueError(f"adv {tuple(adv.shape)} and targets {tuple(targets.shape)} must have "
+                         f"the rollout's shape {tuple(ro.valid.shape)}")
+    keep = ro.valid.reshape(-1)
+    flat = lambda x: x.reshape(-1, *x.shape[2:])[keep]
+    return Batch(*map(flat, (ro.obs, ro.actions, ro.logp, ro.logits, ro.values, adv, targets)))
+
+
+def minibatch_indices(n: int, minibatches: int, epochs: int, generator: torch.Generator
+                      ) -> Iterator[tuple[Tensor, ...]]:
+    """Yield, for each of ``epochs`` epochs, a random split of the indices 0 .. n-1.
+
+    Each epoch draws ONE fresh ``torch.randperm(n, generator=generator)`` (on the generator's
+    device), when that epoch is asked for, and splits it into chunks of ceil(n / minibatches)
+    indices: at most ``minibatches`` chunks, the last one shorter when the split is uneven.
+    :func:`update` uses exactly this split.
+    """
+    check_positive_int(n, "n")
+    check_positive_int(minibatches, "minibatches")
+    check_positive_int(epochs, "epochs")
+    for _ in range(epochs):
+        yield _minibatches(n, minibatches, generator, generator.device)
+
+
+def minibatch_loss(logp: Tensor, logp_old: Tensor, adv: Tensor, values: Tensor, v_old: Tensor,
+                   targets: Tensor, entropy: Tensor, cfg: Config
+                   ) -> tuple[Tensor, dict[str, float]]:
+    """PPO-clip's loss on one minibatch, as :func:`update` computes it, and two diagnostics.
+
+    All inputs [B]: ``logp`` (current policy, with gradient), ``logp_old`` (the rollout's),
+    raw advantages ``adv`` (normalised here over the minibatch when ``cfg.norm_adv``),
+    ``values`` (current critic, with gradient), ``v_old``, ``targets`` and the per-sample
+    ``entropy`` of the current policy. Returns (loss, {"approx_kl": mean k3, "clip_fraction"}).
+    """
+    if cfg.objective != "clip":
+        raise ValueError(f"minibatch_loss is PPO-clip's loss; cfg.objective is {cfg.objective!r}")
+    shapes = {k: tuple(v.shape) for k, v in dict(logp=logp, logp_old=logp_old, adv=adv,
+              values=values, v_old=v_old, targets=targets, entropy=entropy).items()}
+    if len(set(shapes.values())) != 1 or logp.ndim != 1:
+        raise ValueError(f"all inputs must have the same 1-D shape [B], got {shapes}")
+    a = normalize(adv) if cfg.norm_adv and len(adv) > 1 else adv
+    ratio = ratio_from_logps(logp, logp_old)
+    if cfg.clip_eps is None:
+        pl = -(ratio * a).mean()
+    else:
+        pl = -clipped_objective(ratio, a, cfg.clip_eps).mean()
+    vl = clipped_value_loss(values, v_old, targets, cfg.vf_clip)
+    loss = ppo_loss(pl, vl, entropy.mean(), cfg.vf_coef, cfg.ent_coef)
+    with torch.no_grad():
+        eps = 0.2 if cfg.clip_eps is None else cfg.clip_eps
+        stats = {"approx_kl": float(kl_k3(logp - logp_old).mean()),
+                 "clip_fraction": float(((ratio - 1).abs() > eps).float().mean())}
+    return loss, stats
+
+
+def batch_report(agent: ActorCritic, batch: Batch, cfg: Config) -> dict[str, float]:
+    """What :func:`update` reports about the updated agent on the whole batch: ``kl`` (exact
+    KL(pi_old || pi)), ``approx_kl`` (k3), ``clip_fraction``, ``entropy``, ``value_loss``."""
+    return _batch_stats(agent, batch.obs, batch.actions, batch.logits_old, batch.targets,
+                        cfg.clip_eps)
+
+
+def batch_kl(agent: ActorCritic, batch: Batch) -> float:
+    """Mean exact KL(pi_old || pi) over the batch: what ``cfg.target_kl`` is compared with."""
+    with torch.no_grad():
+        return float(categorical_kl(batch.logits_old, agent.pi(batch.obs)).mean())
 
 
 def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
-          progress: bool = True, **overrides) -> deeprl.TrainResult:
+          progress: bool = True, update_fn: Callable[..., dict[str, float]] | None = None,
+          **overrides) -> deeprl.TrainResult:
     """Train PPO on ``env_id`` with :class:`Config` defaults updated by ``overrides``.
 
     Stops at ``total_steps`` env steps (summed over sub-envs), or ``post_solve_steps`` after
     the running mean of the last ``deeprl.SOLVE_WINDOW`` episodes first reaches the env's
-    reward threshold (with ``stop_when_solved``). ``history`` has one entry per update.
+    reward threshold (with ``stop_when_solved``). ``history`` has one entry per update: the
+    statistics the update returns, plus ``explained_variance`` of the critic on the rollout
+    (before the update), ``step``, ``running_mean``, ``beta`` and ``lr``. ``update_fn`` (the
+    signature of :func:`update`; None: :func:`update`) lets a notebook train with its own.
     """
     cfg = make_config(**overrides)
+    update_fn = update if update_fn is None else update_fn
+    if not callable(update_fn):
+        raise TypeError(f"update_fn must be callable, got {type(update_fn).__name__}")
     started = time.perf_counter()
     torch.manual_seed(seed)
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
@@ -592,8 +710,10 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
                 opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1 - run.steps / horizon)
             ro = collect_rollout(agent, run, cfg.rollout_steps, generator, device)
             adv, targets = advantages_and_targets(ro, cfg.gamma, cfg.lam)
-            stats = update(agent, opt, ro, adv, targets, cfg, generator, beta)
-            stats.update(step=run.steps, running_mean=run.tracker.running_mean, beta=beta,
+            ev = explained_variance(ro.values[ro.valid], targets[ro.valid])
+            stats = dict(update_fn(agent, opt, ro, adv, targets, cfg, generator, beta))
+            stats.update(explained_variance=ev, step=run.steps,
+                         running_mean=run.tracker.running_mean, beta=beta,
                          lr=opt.param_groups[0]["lr"])
             for key, val in stats.items():
                 history.setdefault(key, []).append(float(val))

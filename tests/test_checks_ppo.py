@@ -163,6 +163,164 @@ def loss_coefs_swapped(policy_loss, value_loss, entropy, vf_coef=0.5, ent_coef=0
     return policy_loss + ent_coef * value_loss - vf_coef * entropy
 
 
+# ---- the staged update: minibatch_indices -----------------------------------------------------
+
+
+def idx_not_shuffled(n, minibatches, epochs, generator):
+    """Consecutive steps in every minibatch, the same order every epoch."""
+    size = -(-n // min(minibatches, n))
+    for _ in range(epochs):
+        yield torch.arange(n).split(size)
+
+
+def idx_same_permutation(n, minibatches, epochs, generator):
+    """One permutation for the whole update, reused by every epoch."""
+    size = -(-n // min(minibatches, n))
+    perm = torch.randperm(n, generator=generator)
+    for _ in range(epochs):
+        yield perm.split(size)
+
+
+def idx_drops_remainder(n, minibatches, epochs, generator):
+    """Chunks of n // minibatches and only `minibatches` of them: the remainder is dropped."""
+    size = n // minibatches
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=generator)
+        yield tuple(perm[i * size:(i + 1) * size] for i in range(minibatches))
+
+
+def idx_with_replacement(n, minibatches, epochs, generator):
+    """Indices drawn with replacement: some steps twice in an epoch, others never."""
+    size = -(-n // min(minibatches, n))
+    for _ in range(epochs):
+        yield torch.randint(0, n, (n,), generator=generator).split(size)
+
+
+def idx_eager(n, minibatches, epochs, generator):
+    """Draws every epoch's permutation up front (an early stop then leaves the generator
+    elsewhere than the package's update does)."""
+    size = -(-n // min(minibatches, n))
+    perms = [torch.randperm(n, generator=generator) for _ in range(epochs)]
+    return iter([p.split(size) for p in perms])
+
+
+# ---- the staged update: minibatch_loss -------------------------------------------------------
+
+
+def _loss_parts(logp, logp_old, adv, values, v_old, targets, entropy, cfg, *, ratio_old=None,
+                pick=torch.minimum, norm=True, ent_sign=1.0, vf=True):
+    from rlcourse import ppo
+    from rlcourse.advantages import normalize
+
+    a = normalize(adv) if norm and cfg.norm_adv and len(adv) > 1 else adv
+    ratio = torch.exp(logp - (logp_old if ratio_old is None else ratio_old))
+    pl = -pick(ratio * a, ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * a).mean()
+    vl = ppo.clipped_value_loss(values, v_old, targets, cfg.vf_clip)
+    loss = pl + (cfg.vf_coef * vl if vf else 0.0) - ent_sign * cfg.ent_coef * entropy.mean()
+    with torch.no_grad():
+        stats = {"approx_kl": float(ppo.kl_k3(logp - logp_old).mean()),
+                 "clip_fraction": float(((ratio - 1).abs() > cfg.clip_eps).double().mean())}
+    return loss, stats
+
+
+def loss_ratio_new_new(*args):
+    """exp(logp - logp.detach()): the ratio is always 1, the clip never bites."""
+    return _loss_parts(*args, ratio_old=args[0].detach())
+
+
+def loss_max(*args):
+    """max instead of min: the optimistic bound."""
+    return _loss_parts(*args, pick=torch.maximum)
+
+
+def loss_no_norm(*args):
+    """Advantages used raw although cfg.norm_adv is True."""
+    return _loss_parts(*args, norm=False)
+
+
+def loss_entropy_flipped(*args):
+    """The entropy added to the loss: a penalty, not a bonus."""
+    return _loss_parts(*args, ent_sign=-1.0)
+
+
+def loss_no_value(*args):
+    """The value loss left out of the total."""
+    return _loss_parts(*args, vf=False)
+
+
+def loss_kl_is_k1(*args):
+    """Right loss, but approx_kl reported as the k1 mean (signed) instead of k3."""
+    loss, stats = _loss_parts(*args)
+    return loss, {**stats, "approx_kl": float((args[1] - args[0]).detach().mean())}
+
+
+# ---- the staged update: one full update --------------------------------------------------------
+
+
+def _update_variant(agent, opt, ro, adv, targets, cfg, generator, *, clip=True, early_stop=True,
+                    shuffle=True, stale=False, zero_grad=True):
+    from torch import nn
+
+    from rlcourse import ppo
+
+    b = ppo.flatten_rollout(ro, adv, targets)
+    n, norms, epochs = len(b.obs), [], 0
+    for chunks in ppo.minibatch_indices(n, cfg.minibatches, cfg.epochs, generator):
+        if not shuffle:
+            chunks = torch.arange(n).split(len(chunks[0]))
+        logp_old = b.logp_old
+        if stale:  # "old" log-probs recomputed from the current policy each epoch
+            with torch.no_grad():
+                logp_old = torch.log_softmax(agent.pi(b.obs), -1).gather(
+                    -1, b.actions[:, None])[:, 0]
+        for mb in chunks:
+            logits, v = agent(b.obs[mb])
+            logp = torch.log_softmax(logits, -1).gather(-1, b.actions[mb, None])[:, 0]
+            loss, _ = ppo.minibatch_loss(logp, logp_old[mb], b.adv[mb], v, b.v_old[mb],
+                                         b.targets[mb], ppo.categorical_entropy(logits), cfg)
+            if zero_grad:
+                opt.zero_grad()
+            loss.backward()
+            norms.append(float(nn.utils.clip_grad_norm_(
+                agent.parameters(), cfg.max_grad_norm if clip else float("inf"))))
+            opt.step()
+        epochs += 1
+        if early_stop and cfg.target_kl is not None and ppo.batch_kl(agent, b) > cfg.target_kl:
+            break
+    return {**ppo.batch_report(agent, b, cfg), "epochs": float(epochs),
+            "grad_norm": sum(norms) / len(norms)}
+
+
+def update_right(agent, opt, ro, adv, targets, cfg, generator, beta=0.0):
+    """The composed update written out (must PASS: see test_update_check_accepts_...)."""
+    return _update_variant(agent, opt, ro, adv, targets, cfg, generator)
+
+
+def update_no_clip(agent, opt, ro, adv, targets, cfg, generator, beta=0.0):
+    """No gradient-norm clipping."""
+    return _update_variant(agent, opt, ro, adv, targets, cfg, generator, clip=False)
+
+
+def update_no_early_stop(agent, opt, ro, adv, targets, cfg, generator, beta=0.0):
+    """Ignores cfg.target_kl."""
+    return _update_variant(agent, opt, ro, adv, targets, cfg, generator, early_stop=False)
+
+
+def update_not_shuffled(agent, opt, ro, adv, targets, cfg, generator, beta=0.0):
+    """Minibatches of consecutive steps (the permutation drawn but not used)."""
+    return _update_variant(agent, opt, ro, adv, targets, cfg, generator, shuffle=False)
+
+
+def update_stale_old_logp(agent, opt, ro, adv, targets, cfg, generator, beta=0.0):
+    """The old log-probs recomputed from the current policy at each epoch."""
+    return _update_variant(agent, opt, ro, adv, targets, cfg, generator, stale=True)
+
+
+def update_no_zero_grad(agent, opt, ro, adv, targets, cfg, generator, beta=0.0):
+    """Gradients accumulate across minibatches."""
+    return _update_variant(agent, opt, ro, adv, targets, cfg, generator, zero_grad=False)
+
+
 WRONG_ANSWERS = {
     "ppo.categorical_kl": {"reversed": kl_reversed, "unweighted": kl_unweighted,
                            "raw-logits": kl_on_raw_logits, "symmetrised": kl_symmetrised},
@@ -178,6 +336,16 @@ WRONG_ANSWERS = {
                              "fixed-constants": beta_fixed_constants},
     "ppo.ppo_loss": {"entropy-sign": loss_entropy_sign, "value-sign": loss_value_sign,
                      "objective": loss_is_objective, "coefs-swapped": loss_coefs_swapped},
+    "ppo.minibatch_indices": {"not-shuffled": idx_not_shuffled,
+                              "same-permutation": idx_same_permutation,
+                              "drops-remainder": idx_drops_remainder,
+                              "with-replacement": idx_with_replacement, "eager": idx_eager},
+    "ppo.minibatch_loss": {"ratio-new-new": loss_ratio_new_new, "max": loss_max,
+                           "no-adv-norm": loss_no_norm, "entropy-sign": loss_entropy_flipped,
+                           "no-value-loss": loss_no_value, "kl-k1": loss_kl_is_k1},
+    "ppo.update": {"no-grad-clip": update_no_clip, "no-early-stop": update_no_early_stop,
+                   "not-shuffled": update_not_shuffled, "stale-old-logp": update_stale_old_logp,
+                   "no-zero-grad": update_no_zero_grad},
 }
 
 
@@ -192,3 +360,56 @@ def test_every_exercise_of_the_notebook_is_covered():
     exercises.get("ppo.kl_k3")  # loads the registry
     mine = {n for n, ex in exercises.REGISTRY.items() if ex.notebook == "07_ppo"}
     assert mine == set(WRONG_ANSWERS)
+
+
+def test_update_check_accepts_the_update_written_out_and_the_staged_one():
+    from rlcourse import exercises, ppo_probes
+
+    assert exercises.evaluate("ppo.update", update_right).passed
+    assert exercises.evaluate("ppo.update", ppo_probes.staged_update).passed
+
+
+def test_update_check_cases_exercise_the_clip_and_the_early_stop():
+    """The check's batch must make the clip and the KL stop matter, or it proves nothing."""
+    from rlcourse import ppo
+    from rlcourse.checks import ppo as checks
+
+    for overrides, seed, _ in checks.UPDATE_CASES:
+        cfg = ppo.make_config(**overrides)
+        _, stats = checks._run_update(ppo.update, cfg, seed)
+        assert stats["grad_norm"] > 2 * cfg.max_grad_norm
+        assert stats["epochs"] == (1 if cfg.target_kl else cfg.epochs)
+
+
+@pytest.mark.parametrize("label,fn,stage", [
+    ("ratio-new-new", loss_ratio_new_new, "stage 1, the ratio"),
+    ("max", loss_max, "stage 1, the clipped surrogate"),
+    ("no-adv-norm", loss_no_norm, "stage 2"),
+    ("entropy-sign", loss_entropy_flipped, "stage 3"),
+    ("no-value-loss", loss_no_value, "stage 4")])
+def test_loss_check_names_the_stage_that_failed(label, fn, stage):
+    from rlcourse import exercises
+
+    result = exercises.evaluate("ppo.minibatch_loss", fn)
+    assert result.status == "failed" and stage in result.message, result.message
+
+
+@pytest.mark.parametrize("fn,needle", [(update_no_early_stop, "epochs run"),
+                                       (update_no_clip, "stage 1"),
+                                       (update_not_shuffled, "parameters differ")])
+def test_update_check_says_what_differed(fn, needle):
+    from rlcourse import exercises
+
+    result = exercises.evaluate("ppo.update", fn)
+    assert result.status == "failed" and needle in result.message, result.message
+
+
+def test_loss_check_accepts_skipping_terms_whose_weight_is_zero():
+    """Leaving out a term whose coefficient is 0 is a legitimate shortcut, not a bug."""
+    from rlcourse import exercises
+
+    def skips(logp, logp_old, adv, values, v_old, targets, entropy, cfg):
+        return _loss_parts(logp, logp_old, adv, values, v_old, targets, entropy, cfg,
+                           vf=cfg.vf_coef != 0)
+
+    assert exercises.evaluate("ppo.minibatch_loss", skips).passed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -528,3 +529,106 @@ def test_clip_higher_brute_force_and_clip_fraction():
         ppo.clipped_objective(r, a, 0.2, 0.0)
     with pytest.raises(ValueError, match="clip_eps_high"):
         clipped_surrogate(r.log(), r.log(), a, 0.2, clip_eps_high=-0.1)
+
+
+# ---- the update in parts (notebook 07's staged exercises) and the training diagnostics -------
+
+
+def test_explained_variance_matches_its_definition():
+    g = torch.Generator().manual_seed(0)
+    targets = torch.randn(50, generator=g, dtype=torch.float64) * 3 + 1
+    values = targets + 0.5 * torch.randn(50, generator=g, dtype=torch.float64)
+    t, v = targets.numpy(), values.numpy()
+    brute = 1 - np.mean((t - v - np.mean(t - v)) ** 2) / np.mean((t - np.mean(t)) ** 2)
+    assert ppo.explained_variance(values, targets) == pytest.approx(brute, abs=1e-12)
+    assert ppo.explained_variance(targets.clone(), targets) == pytest.approx(1.0)
+    assert ppo.explained_variance(torch.full_like(targets, float(targets.mean())),
+                                  targets) == pytest.approx(0.0, abs=1e-12)
+    assert ppo.explained_variance(-targets, targets) < 0
+    assert math.isnan(ppo.explained_variance(torch.zeros(4), torch.ones(4)))
+    with pytest.raises(ValueError, match="1-D"):
+        ppo.explained_variance(torch.zeros(3), torch.zeros(4))
+
+
+def test_minibatch_indices_is_the_split_update_uses():
+    for n, m in ((10, 4), (33, 4), (3, 8), (64, 1)):
+        gen, ref = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+        for chunks in ppo.minibatch_indices(n, m, 3, gen):
+            expected = ppo._minibatches(n, m, ref, torch.device("cpu"))
+            assert len(chunks) == len(expected) <= m
+            assert all(torch.equal(a, b) for a, b in zip(chunks, expected))
+            assert sorted(torch.cat(chunks).tolist()) == list(range(n))
+    for bad in ((0, 4, 1), (10, 0, 1), (10, 4, 0)):
+        with pytest.raises(ValueError):
+            list(ppo.minibatch_indices(*bad, torch.Generator()))
+
+
+def test_minibatch_loss_matches_a_per_sample_computation():
+    g = torch.Generator().manual_seed(3)
+    b = 9
+    logp_old = -torch.rand(b, generator=g, dtype=torch.float64) - 0.1
+    logp = logp_old + 0.4 * torch.randn(b, generator=g, dtype=torch.float64)
+    adv, values, v_old, targets = (torch.randn(b, generator=g, dtype=torch.float64)
+                                   for _ in range(4))
+    entropy = torch.rand(b, generator=g, dtype=torch.float64)
+    for cfg in (ppo.make_config(), ppo.make_config(norm_adv=False, vf_clip=0.1, ent_coef=0.2),
+                ppo.make_config(clip_eps=None)):
+        loss, stats = ppo.minibatch_loss(logp, logp_old, adv, values, v_old, targets, entropy,
+                                         cfg)
+        a = adv.numpy()
+        if cfg.norm_adv:
+            a = (a - a.mean()) / (a.std() + 1e-8)
+        pol, val, clipped = [], [], 0
+        for i in range(b):
+            r = math.exp(float(logp[i] - logp_old[i]))
+            eps = cfg.clip_eps
+            pol.append(r * a[i] if eps is None else min(r * a[i], min(max(r, 1 - eps), 1 + eps)
+                                                        * a[i]))
+            clipped += abs(r - 1) > (0.2 if eps is None else eps)
+            err = (float(values[i]) - float(targets[i])) ** 2
+            if cfg.vf_clip is not None:
+                moved = float(v_old[i]) + max(-cfg.vf_clip, min(cfg.vf_clip,
+                                                                float(values[i] - v_old[i])))
+                err = max(err, (moved - float(targets[i])) ** 2)
+            val.append(0.5 * err)
+        brute = -np.mean(pol) + cfg.vf_coef * np.mean(val) - cfg.ent_coef * float(entropy.mean())
+        assert float(loss) == pytest.approx(brute, abs=1e-10)
+        assert stats["clip_fraction"] == pytest.approx(clipped / b)
+        lr = (logp - logp_old).numpy()
+        assert stats["approx_kl"] == pytest.approx(float(np.mean(np.exp(lr) - 1 - lr)))
+    with pytest.raises(ValueError, match="PPO-clip"):
+        ppo.minibatch_loss(logp, logp_old, adv, values, v_old, targets, entropy,
+                           ppo.make_config(objective="kl_penalty"))
+    with pytest.raises(ValueError, match="same 1-D shape"):
+        ppo.minibatch_loss(logp, logp_old[:3], adv, values, v_old, targets, entropy,
+                           ppo.make_config())
+
+
+def test_flatten_rollout_rejects_mismatched_shapes():
+    ro = ppo.Rollout(*(torch.zeros(2, 3) for _ in range(9)), valid=torch.ones(2, 3, dtype=bool))
+    batch = ppo.flatten_rollout(ro, torch.zeros(2, 3), torch.zeros(2, 3))
+    assert batch.adv.shape == (6,)
+    with pytest.raises(ValueError, match="rollout's shape"):
+        ppo.flatten_rollout(ro, torch.zeros(3, 2), torch.zeros(2, 3))
+
+
+def test_update_reports_the_gradient_norm_before_clipping():
+    """The same update with and without the clip: the same first-step norm is reported."""
+    runs = [ppo.train("CartPole-v1", 0, progress=False, stop_when_solved=False,
+                      total_steps=512, epochs=1, minibatches=1, max_grad_norm=clip)
+            for clip in (None, 1e9)]
+    assert runs[0].history["grad_norm"] == pytest.approx(runs[1].history["grad_norm"])
+    assert runs[0].history["grad_norm"][0] > 0.5
+
+
+def test_train_with_update_fn_is_the_same_run_and_logs_the_diagnostics():
+    from rlcourse import ppo_probes
+
+    kw = dict(progress=False, stop_when_solved=False, total_steps=2048)
+    ref = ppo.train("CartPole-v1", 3, **kw)
+    mine = ppo.train("CartPole-v1", 3, update_fn=ppo_probes.staged_update, **kw)
+    assert ref.episode_returns == mine.episode_returns
+    for key in ("explained_variance", "clip_fraction", "approx_kl", "entropy", "grad_norm"):
+        assert len(ref.history[key]) == 4 and ref.history[key] == mine.history[key]
+    with pytest.raises(TypeError, match="update_fn"):
+        ppo.train("CartPole-v1", 0, update_fn="update", **kw)
