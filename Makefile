@@ -19,8 +19,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install install-trl lab test lint unit notebooks build-notebooks readme bench lab-bench ppo-sweep \
-        lock test-latest clean
+.PHONY: install install-trl lab test lint unit notebooks build-notebooks readme bench compare \
+        lab-bench ppo-sweep lock test-latest clean
 
 # ---- environment -------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -82,6 +82,12 @@ bench: install
 	    $(PY) -m rlcourse.bench $$algo --env $$env --seeds 10 --json \
 	        > results/bench/$$algo-$$env.json.tmp || exit 1; \
 	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
+
+# Notebook 07's comparison of DQN, REINFORCE, A2C and PPO: learning curves over 5 seeds each
+# (env steps, wall-clock and CPU seconds per episode end; several CPU minutes).
+compare: install
+	@mkdir -p results/compare
+	$(PY) -m rlcourse.compare --env CartPole-v1 --seeds 5 --out results/compare/CartPole-v1.json
 
 # The README's lab and head-to-head tables: the whole tiny-GPT pipeline from scratch
 # (python -m rlcourse.llm.lab), 3 seeds.
