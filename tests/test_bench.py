@@ -62,4 +62,4 @@ def test_bad_arguments(fake_algo):
     with pytest.raises(ValueError, match="unknown environment"):
         bench.main(["ppo", "--env", "NoSuchEnv-v0", "--seeds", "1"])
     with pytest.raises(ValueError, match="reward_threshold"):
-        bench.main(["ppo", "--env", "Pendulum-v1", "--seeds", "1"])
+        bench.main(["ppo", "--env", "Blackjack-v1", "--seeds", "1"])
