@@ -122,7 +122,8 @@ class Config:
     """SAC's course defaults, tuned on Pendulum-v1 (bench: results/bench/sac-Pendulum-v1.json).
 
     One env, one gradient step per env step once ``learning_starts`` uniformly random steps
-    have filled the buffer. ``alpha_init`` is the starting temperature; with
+    have filled the buffer. Like the other algorithms, training stops once solved (running
+    mean of the last 20 episodes >= the target), else after ``total_steps``. ``alpha_init`` is the starting temperature; with
     ``autotune=True`` it is learned towards ``target_entropy`` (None: -action_dim).
     """
 
@@ -139,7 +140,7 @@ class Config:
     alpha_init: float = 0.2
     autotune: bool = True
     target_entropy: float | None = None
-    stop_when_solved: bool = False
+    stop_when_solved: bool = True
     log_every: int = 1_000
 
     def __post_init__(self) -> None:
