@@ -123,8 +123,9 @@ class Config:
 
     One env, one gradient step per env step once ``learning_starts`` uniformly random steps
     have filled the buffer. Like the other algorithms, training stops once solved (running
-    mean of the last 20 episodes >= the target), else after ``total_steps``. ``alpha_init`` is the starting temperature; with
-    ``autotune=True`` it is learned towards ``target_entropy`` (None: -action_dim).
+    mean of the last 20 episodes >= the target), else after ``total_steps``. ``alpha_init``
+    is the starting temperature; with ``autotune=True`` it is learned towards
+    ``target_entropy`` (None: -action_dim).
     """
 
     num_envs: int = 1

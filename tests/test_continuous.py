@@ -13,6 +13,8 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from rlcourse import continuous, deeprl, ppo
 
+D = torch.float64
+
 
 def _params(shape=(5, 3), seed=0):
     gen = torch.Generator().manual_seed(seed)
@@ -100,9 +102,9 @@ def test_squashed_log_prob_matches_transformed_distribution_and_change_of_variab
     torch.testing.assert_close(continuous.squashed_log_prob(u, mean, log_std),
                                dist.log_prob(torch.tanh(u)).sum(-1))
     # 1-D by finite differences of the squashed CDF: P(tanh(U) <= a) = Phi(atanh(a))
-    m, s, h = torch.tensor([0.4], dtype=torch.float64), torch.tensor([0.3], dtype=torch.float64), 1e-6
+    m, s, h = torch.tensor([0.4], dtype=D), torch.tensor([0.3], dtype=D), 1e-6
     for a in (-0.8, 0.1, 0.95):
-        cdf = lambda x: Normal(m, s.exp()).cdf(torch.atanh(torch.tensor([x], dtype=torch.float64)))
+        cdf = lambda x: Normal(m, s.exp()).cdf(torch.atanh(torch.tensor([x], dtype=D)))
         density = float((cdf(a + h) - cdf(a - h)) / (2 * h))
         got = continuous.squashed_log_prob(torch.atanh(torch.tensor([[a]], dtype=torch.float64)),
                                            m, s).exp()
