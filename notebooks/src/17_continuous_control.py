@@ -196,7 +196,8 @@ centres = torch.as_tensor(0.5 * (edges[1:] + edges[:-1]), dtype=torch.float32)[:
 at_centres = squashed_log_prob(torch.atanh(centres), mu1, ls1).exp().numpy()
 inner = np.abs(centres[:, 0].numpy()) < 0.95  # away from the edge bins
 rel_err = np.abs(counts[inner] - at_centres[inner]) / at_centres[inner]
-mass = float((dens[1:, 0] + dens[:-1, 0]).sum() / 2 * (grid[1, 0] - grid[0, 0]))
+mass = float((dens[1:] + dens[:-1]).sum() / 2 * (grid[1, 0] - grid[0, 0]))  # trapezoids
+inside = float((a.abs() < 0.999).float().mean())  # the samples' share of [-0.999, 0.999]
 fig, ax = plt.subplots(figsize=(7, 3.2))
 ax.hist(a.numpy(), bins=80, range=(-1, 1), density=True, alpha=0.4, label="samples tanh(u)")
 ax.plot(grid[:, 0], dens, label="squashed density (with log-det)")
@@ -205,9 +206,10 @@ ax.set_xlabel("a = tanh(u)")
 ax.set_ylim(0, 3)
 ax.legend(fontsize=8)
 plt.show()
-print(f"density integrates to {mass:.3f}; histogram vs density: median relative error "
+print(f"integral of the density over [-0.999, 0.999]: {mass:.4f}; share of the samples "
+      f"there: {inside:.4f}; histogram vs density: median relative error "
       f"{np.median(rel_err):.3f}")
-assert abs(mass - 1) < 0.01 and np.median(rel_err) < 0.05
+assert abs(mass - inside) < 0.002 and np.median(rel_err) < 0.05
 
 # %% [markdown]
 # And the reason for the stable form: at $u = 12$ in float32, $\tanh(u)$ is exactly 1.
@@ -350,17 +352,22 @@ print(show_source(sac._update))
 #
 # Your target, actor loss and temperature loss drive the run (`sac.train`'s hooks). The
 # defaults (`sac.Config`) are small on purpose: two hidden layers of 64 units, batch 128,
-# one gradient step per env step, learning rate $10^{-3}$. Training stops once the last 20
-# episodes average at least the target.
+# one gradient step per env step, learning rate $10^{-3}$. By default training stops once the
+# last 20 episodes average at least the target (the benchmark does that). Here we train on to
+# a fixed 10,000 steps: at the moment the running mean first crosses the target, the greedy
+# policy can still fail from a few start angles, and a run driven by your functions (equal to
+# the package's up to rounding) should not depend on such an edge.
 
 # %%
-cfg = sac.Config()
+cfg = sac.make_config(stop_when_solved=False, total_steps=10_000)
 print(cfg)
 result = sac.train(ENV, seed=0, target_fn=sac_target, actor_loss_fn=actor_loss,
-                   temperature_loss_fn=temperature_loss)
+                   temperature_loss_fn=temperature_loss, stop_when_solved=False,
+                   total_steps=cfg.total_steps)
 greedy = deeprl.evaluate(ENV, result.act, episodes=20, seed=10_000)
-print(f"solved: {result.solved} after {result.steps_to_solve} env steps "
-      f"({result.total_steps - cfg.learning_starts:,} gradient steps, {result.seconds:.0f} s)")
+print(f"running mean first reached the target after {result.steps_to_solve} env steps; "
+      f"trained {result.total_steps:,} steps ({result.total_steps - cfg.learning_starts:,} "
+      f"gradient steps, {result.seconds:.0f} s)")
 print(f"greedy policy tanh(mu(s)), 20 new episodes: mean return {greedy.mean():.1f} "
       f"(worst {greedy.min():.1f})")
 assert result.solved and result.steps_to_solve <= cfg.total_steps
@@ -412,6 +419,9 @@ sac_good = sum(r["eval_mean_return"] >= TARGET and r["steps_to_solve"] is not No
                and r["steps_to_solve"] <= sac.Config().total_steps for r in sac_rows)
 print(f"SAC seeds whose greedy policy averages >= {TARGET:.0f} over 100 episodes within "
       f"{sac.Config().total_steps:,} steps: {sac_good}/{len(sac_rows)}")
+ppo_good = sum(r["eval_mean_return"] >= TARGET for r in bench["ppo"]["seeds"])
+print(f"PPO seeds whose greedy policy (the clipped mean action, evaluated where the run "
+      f"stopped, at its first solve) averages >= {TARGET:.0f}: {ppo_good}/{len(bench['ppo']['seeds'])}")
 assert sac_good >= 9
 
 # %%
@@ -574,8 +584,9 @@ rlcourse.results.record(
     title="Continuous control: Gaussian policies, PPO and SAC",
     topics="Gaussian policies, tanh squashing and its log-det, action bounds, PPO with a "
            "Gaussian head, SAC (twin critics, reparameterised actor, auto temperature)",
-    headline=(f"SAC on Pendulum-v1 (seed 0, your functions): solved in "
-              f"{result.steps_to_solve:,} env steps, greedy return {greedy.mean():.1f}; "
+    headline=(f"SAC on Pendulum-v1 (seed 0, your functions): target reached in "
+              f"{result.steps_to_solve:,} env steps, greedy return {greedy.mean():.1f} after "
+              f"{result.total_steps:,}; "
               f"bench: SAC {sac_good}/{len(sac_rows)} seeds >= {TARGET:.0f}, PPO needs "
               f"{ratio:.1f}x SAC's median steps"),
     metrics={"sac_steps_to_solve": result.steps_to_solve, "sac_greedy_return": greedy.mean(),
