@@ -155,8 +155,8 @@ print(show_source(continuous.GaussianPolicy))
 #   variables: for an invertible map $a = f(u)$ applied per dimension,
 #   $$\log\pi(a|s) = \log\mathcal N(u;\mu,\sigma^2) - \sum_i \log\Big|\frac{d\tanh(u_i)}{du_i}\Big|
 #     = \log\mathcal N(u) - \sum_i \log\big(1-\tanh^2(u_i)\big).$$
-#   Near the bounds $1-\tanh^2(u)$ rounds to 0 in float32 (from $|u|\approx 9$), and the log
-#   becomes $-\infty$. The identity $1-\tanh^2(u) = 4/(e^{u}+e^{-u})^2$ gives the stable form
+#   Near the bounds $1-\tanh^2(u)$ rounds to 0 in float32 (from about $|u| = 9$, measured
+#   below), and the log becomes $-\infty$. The identity $1-\tanh^2(u) = 4/(e^{u}+e^{-u})^2$ gives the stable form
 #   $$\log\big(1-\tanh^2(u)\big) = 2\big(\log 2 - u - \mathrm{softplus}(-2u)\big).$$
 #   (The affine rescaling to $[-2, 2]$ adds a constant $-\sum_i\log\frac{high_i-low_i}{2}$; SAC
 #   works in the squashed space $(-1, 1)^d$, so its entropy target $-d$ is stated there.)
@@ -212,9 +212,13 @@ print(f"integral of the density over [-0.999, 0.999]: {mass:.4f}; share of the s
 assert abs(mass - inside) < 0.002 and np.median(rel_err) < 0.05
 
 # %% [markdown]
-# And the reason for the stable form: at $u = 12$ in float32, $\tanh(u)$ is exactly 1.
+# And the reason for the stable form: in float32, $\tanh(u)$ becomes exactly 1 a little
+# before $u = 10$, and the naive log-det is $-\infty$ from there on.
 
 # %%
+us = torch.linspace(0, 20, 20_001)
+first_zero = float(us[1 - torch.tanh(us) ** 2 == 0][0])
+print(f"float32: 1 - tanh(u)^2 == 0 from u = {first_zero:.2f}")
 u_big = torch.tensor([12.0])
 naive = torch.log(1 - torch.tanh(u_big) ** 2)
 stable = 2 * (math.log(2) - u_big - F.softplus(-2 * u_big))
