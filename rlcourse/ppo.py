@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 from tqdm.auto import tqdm
 
-from rlcourse import deeprl
+from rlcourse import continuous, deeprl
 from rlcourse.advantages import gae, masked_mean, normalize
 from rlcourse.validation import check_gamma, check_in_range, check_positive_int
 
@@ -692,6 +693,11 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
     started = time.perf_counter()
     torch.manual_seed(seed)
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
+    if isinstance(envs.single_action_space, spaces.Box):  # continuous actions: Gaussian head
+        return _train_gaussian(env_id, seed, envs, cfg, started, device, progress)
+    if not isinstance(envs.single_action_space, spaces.Discrete):
+        raise TypeError(f"PPO supports Discrete and Box action spaces, got "
+                        f"{type(envs.single_action_space).__name__} ({envs.single_action_space})")
     obs_dim, n_actions = deeprl.check_env_for("PPO", envs)
     agent = ActorCritic(obs_dim, n_actions, cfg.hidden).to(device)
     fused = torch.device(device).type in ("cpu", "cuda")  # one kernel for all parameters
@@ -714,6 +720,190 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
             stats = dict(update_fn(agent, opt, ro, adv, targets, cfg, generator, beta))
             stats.update(explained_variance=ev, step=run.steps,
                          running_mean=run.tracker.running_mean, beta=beta,
+                         lr=opt.param_groups[0]["lr"])
+            for key, val in stats.items():
+                history.setdefault(key, []).append(float(val))
+            if cfg.objective == "kl_penalty":
+                beta = adaptive_kl_beta(beta, stats["kl"], cfg.kl_target)
+            bar.update(cfg.num_envs * cfg.rollout_steps)
+            bar.set_postfix(mean_return=f"{run.tracker.running_mean:.1f}")
+            if (cfg.stop_when_solved and run.solved_at is not None
+                    and run.steps >= run.solved_at + cfg.post_solve_steps):
+                break
+    envs.close()
+    return deeprl.TrainResult(
+        algo="ppo", env_id=env_id, seed=seed, solved=run.solved_at is not None,
+        steps_to_solve=run.solved_at, seconds_to_solve=run.solved_seconds,
+        total_steps=run.steps, seconds=time.perf_counter() - started, act=agent.act_greedy,
+        episode_returns=list(run.tracker.returns), history=history)
+
+
+# ---- continuous actions (Box): a Gaussian head on the same losses, GAE and schedule ---------
+#
+# ``train`` sends Box-action envs here. The policy is N(mu(s), diag(sigma^2)) with a learned,
+# state-independent log-std (rlcourse.continuous.GaussianPolicy). Samples are unbounded; only
+# the copy sent to the env is clipped to the action bounds, and the stored log-probability is
+# that of the unclipped sample, so the ratio pi/pi_old compares the same action. In the
+# Rollout, ``logits`` holds the distribution's parameters: mean and log-std concatenated on
+# the last axis ([T, N, 2d]).
+
+class GaussianActorCritic(nn.Module):
+    """A Gaussian policy head and a value MLP (two tanh hidden layers each) for Box actions."""
+
+    def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray,
+                 hidden: int = 64):
+        super().__init__()
+        self.pi = continuous.GaussianPolicy(obs_dim, act_dim, hidden)
+        self.v = deeprl.mlp([obs_dim, hidden, hidden, 1], out_gain=1.0)
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """obs [N, obs_dim] -> (mean and log-std concatenated [N, 2d], values [N])."""
+        return torch.cat(self.pi(obs), dim=-1), self.v(obs).squeeze(-1)
+
+    @torch.no_grad()
+    def act_greedy(self, obs: Tensor) -> Tensor:
+        """The mean action, clipped to the env's bounds: [N, obs_dim] -> [N, d]."""
+        return torch.clamp(self.pi(obs)[0], self.low, self.high)
+
+
+def _split(params: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean, log_std) from the concatenated Gaussian parameters [..., 2d]."""
+    return params.chunk(2, dim=-1)
+
+
+@torch.no_grad()
+def collect_rollout_gaussian(agent: GaussianActorCritic, run: _Run, steps: int,
+                             generator: torch.Generator, device: str = "cpu",
+                             episode_ends: list[int] | None = None) -> Rollout:
+    """:func:`collect_rollout` for a Gaussian policy: ``actions`` [T, N, d] are the unclipped
+    samples and ``logp`` [T, N] their log-densities; the env receives them clipped.
+
+    ``episode_ends``, if given, receives the env-step count at which each episode finished.
+    """
+    n = run.envs.num_envs
+    obs_l, par_l, act_l, val_l = [], [], [], []
+    rew, term, trunc, valid = (np.empty((steps, n), dtype=d)
+                               for d in (np.float32, bool, bool, bool))
+    for t in range(steps):
+        obs = torch.as_tensor(run.obs, dtype=torch.float32, device=device)
+        params, v = agent(obs)
+        mean, log_std = _split(params)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        action = mean + log_std.exp() * noise
+        obs_l.append(obs), par_l.append(params), act_l.append(action), val_l.append(v)
+        sent = torch.clamp(action, agent.low, agent.high).cpu().numpy()
+        run.obs, rew[t], term[t], trunc[t], _ = run.envs.step(sent)
+        valid[t] = run.step_mask.step(term[t], trunc[t])
+        n_done = len(run.tracker.returns)
+        run.tracker.update(rew[t], term[t], trunc[t], valid[t])
+        run.steps += n
+        if episode_ends is not None:
+            episode_ends += [run.steps] * (len(run.tracker.returns) - n_done)
+        if run.solved_at is None and run.tracker.solved:
+            run.solved_at, run.solved_seconds = run.steps, time.perf_counter() - run.started
+    last_v = agent.v(torch.as_tensor(run.obs, dtype=torch.float32, device=device)).squeeze(-1)
+    values, params, actions = torch.stack(val_l), torch.stack(par_l), torch.stack(act_l)
+    as_t = lambda x: torch.as_tensor(x, device=device)
+    term_t, valid_t = as_t(term), as_t(valid)
+    return Rollout(obs=torch.stack(obs_l), actions=actions, logits=params,
+                   logp=continuous.gaussian_log_prob(actions, *_split(params)),
+                   values=values, next_values=torch.cat([values[1:], last_v[None]]),
+                   rewards=as_t(rew), terminated=term_t, dones=term_t | as_t(trunc) | ~valid_t,
+                   valid=valid_t)
+
+
+def _gaussian_policy_loss(cfg: Config, params: Tensor, logp: Tensor, logp_old: Tensor,
+                          params_old: Tensor, adv: Tensor, beta: float) -> Tensor:
+    """:func:`_policy_loss` with the exact Gaussian KL(pi_old || pi) for PPO-penalty."""
+    ratio = ratio_from_logps(logp, logp_old)
+    if cfg.objective == "kl_penalty":
+        kl = continuous.gaussian_kl(*_split(params_old), *_split(params))
+        return kl_penalty_surrogate(logp, logp_old, adv, kl, beta)
+    if cfg.clip_eps is None:
+        return -(ratio * adv).mean()
+    return -clipped_objective(ratio, adv, cfg.clip_eps).mean()
+
+
+@torch.no_grad()
+def _gaussian_batch_stats(agent: GaussianActorCritic, obs: Tensor, act: Tensor,
+                          params_old: Tensor, targets: Tensor, clip_eps: float | None
+                          ) -> dict[str, float]:
+    """:func:`_batch_stats` for the Gaussian head (exact KL, entropy of the Gaussian)."""
+    params, v = agent(obs)
+    ratio = ratio_from_logps(continuous.gaussian_log_prob(act, *_split(params)),
+                             continuous.gaussian_log_prob(act, *_split(params_old)))
+    eps = 0.2 if clip_eps is None else clip_eps
+    return {"kl": float(continuous.gaussian_kl(*_split(params_old), *_split(params)).mean()),
+            "clip_fraction": float(((ratio - 1).abs() > eps).float().mean()),
+            "entropy": float(continuous.gaussian_entropy(*_split(params)).mean()),
+            "value_loss": float(0.5 * ((v - targets) ** 2).mean())}
+
+
+def update_gaussian(agent: GaussianActorCritic, opt: torch.optim.Optimizer, ro: Rollout,
+                    adv: Tensor, targets: Tensor, cfg: Config, generator: torch.Generator,
+                    beta: float = 0.0) -> dict[str, float]:
+    """:func:`update` for the Gaussian head: same schedule, losses and statistics."""
+    keep = ro.valid.reshape(-1)
+    flat = lambda x: x.reshape(-1, *x.shape[2:])[keep]
+    obs, act, logp_old, params_old, v_old, adv, targets = map(
+        flat, (ro.obs, ro.actions, ro.logp, ro.logits, ro.values, adv, targets))
+    joint, epochs, critic_steps = cfg.joint_update, 0, 0
+    params_list = list(agent.parameters() if joint else agent.pi.parameters())
+    for _ in range(cfg.epochs):
+        for mb in _minibatches(obs.shape[0], cfg.minibatches, generator, obs.device):
+            params, v = agent(obs[mb]) if joint else (torch.cat(agent.pi(obs[mb]), -1), None)
+            logp = continuous.gaussian_log_prob(act[mb], *_split(params))
+            a = normalize(adv[mb]) if cfg.norm_adv and len(mb) > 1 else adv[mb]
+            pl = _gaussian_policy_loss(cfg, params, logp, logp_old[mb], params_old[mb], a, beta)
+            ent = continuous.gaussian_entropy(*_split(params)).mean()
+            if joint:
+                vl = clipped_value_loss(v, v_old[mb], targets[mb], cfg.vf_clip)
+                loss = ppo_loss(pl, vl, ent, cfg.vf_coef, cfg.ent_coef)
+                critic_steps += 1
+            else:
+                loss = pl - cfg.ent_coef * ent
+            _step(opt, loss, params_list, cfg.max_grad_norm)
+        epochs += 1
+        if cfg.target_kl is not None:
+            with torch.no_grad():
+                new = torch.cat(agent.pi(obs), -1)
+                kl = float(continuous.gaussian_kl(*_split(params_old), *_split(new)).mean())
+            if kl > cfg.target_kl:
+                break
+    if not joint:
+        critic_steps = fit_critic(agent, opt, obs, v_old, targets, cfg, generator)
+    stats = _gaussian_batch_stats(agent, obs, act, params_old, targets, cfg.clip_eps)
+    return {**stats, "epochs": float(epochs), "critic_steps": float(critic_steps)}
+
+
+def _train_gaussian(env_id: str, seed: int, envs: gym.vector.VectorEnv, cfg: Config,
+                    started: float, device: str, progress: bool) -> deeprl.TrainResult:
+    """:func:`train`'s loop for Box actions; "solved" uses continuous.reward_target.
+
+    ``history`` has one entry per update, plus ``episode_end_step`` per finished episode.
+    """
+    obs_dim, act_dim, low, high = continuous.check_box_env("PPO", envs)
+    agent = GaussianActorCritic(obs_dim, act_dim, low, high, cfg.hidden).to(device)
+    fused = torch.device(device).type in ("cpu", "cuda")
+    opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5, fused=fused)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    obs, _ = envs.reset(seed=seed)
+    run = _Run(envs, obs, deeprl.StepMask(cfg.num_envs),
+               deeprl.EpisodeTracker(cfg.num_envs, continuous.reward_target(env_id)), started)
+    history: dict[str, list[float]] = {"episode_end_step": []}
+    beta = cfg.beta_init
+    with tqdm(total=cfg.total_steps, disable=not progress, desc=f"PPO {env_id}") as bar:
+        while run.steps < cfg.total_steps:
+            if cfg.anneal_lr:
+                horizon = cfg.anneal_steps or cfg.total_steps
+                opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1 - run.steps / horizon)
+            ro = collect_rollout_gaussian(agent, run, cfg.rollout_steps, generator, device,
+                                          history["episode_end_step"])
+            adv, targets = advantages_and_targets(ro, cfg.gamma, cfg.lam)
+            stats = update_gaussian(agent, opt, ro, adv, targets, cfg, generator, beta)
+            stats.update(step=run.steps, running_mean=run.tracker.running_mean, beta=beta,
                          lr=opt.param_groups[0]["lr"])
             for key, val in stats.items():
                 history.setdefault(key, []).append(float(val))

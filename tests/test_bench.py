@@ -62,4 +62,36 @@ def test_bad_arguments(fake_algo):
     with pytest.raises(ValueError, match="unknown environment"):
         bench.main(["ppo", "--env", "NoSuchEnv-v0", "--seeds", "1"])
     with pytest.raises(ValueError, match="reward_threshold"):
-        bench.main(["ppo", "--env", "Pendulum-v1", "--seeds", "1"])
+        bench.main(["ppo", "--env", "Blackjack-v1", "--seeds", "1"])
+
+
+def _fake_box_train(env_id, seed, *, device="cpu", progress=True, **overrides):
+    """A stand-in for a Box-action algorithm: zero torque, with a recorded curve."""
+    _fake_box_train.calls.append(overrides)
+    result = deeprl.TrainResult("fake", env_id, seed, False, None, None, 600, 1.0,
+                                lambda obs: torch.zeros(len(obs), 1),
+                                episode_returns=[-1000.0, -800.0, -600.0],
+                                history={"episode_end_step": [200, 400, 600]})
+    return result
+
+
+def test_continuous_env_target_overrides_and_curve(monkeypatch, capsys):
+    """Pendulum-v1 runs against the course target; per-env overrides reach train; curves."""
+    _fake_box_train.calls = []
+    module = types.ModuleType("fake_box")
+    module.train = _fake_box_train
+    monkeypatch.setitem(sys.modules, "fake_box", module)
+    monkeypatch.setitem(bench.ALGOS, "sac", "fake_box")
+    monkeypatch.setitem(bench.ENV_OVERRIDES, ("sac", "Pendulum-v1"), {"tau": 0.5})
+    assert bench.main(["sac", "--env", "Pendulum-v1", "--seeds", "1", "--json",
+                       "--eval-episodes", "2", "--curve-every", "250"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert _fake_box_train.calls == [{"tau": 0.5}]
+    row = report["seeds"][0]
+    assert row["curve"] == {"step": [250, 500], "running_mean": [-1000.0, -900.0]}
+    assert row["eval_mean_return"] < -100  # zero torque never swings the pendulum up
+
+
+def test_sac_and_the_pendulum_target_are_registered():
+    assert bench.ALGOS["sac"] == "rlcourse.sac"
+    assert bench.ENV_OVERRIDES[("ppo", "Pendulum-v1")]["gamma"] == 0.9
