@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install install-trl lab test lint unit notebooks build-notebooks readme bench compare \
+.PHONY: install install-extras lab test lint unit notebooks build-notebooks readme bench compare \
         lab-bench ppo-sweep lock test-latest clean
 
 # ---- environment -------------------------------------------------------------------------
@@ -31,19 +31,21 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed
 
-# The optional TRL extra (notebook 14's library section); `make test` runs with it.
-$(VENV)/.installed-trl: $(VENV)/.installed
-	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed $(LOCK_ARGS) -e ".[dev,trl]"
+# The optional extras: TRL (notebook 14's library section) and MuJoCo (a MuJoCo task in the
+# continuous-control benchmark and its tests); `make test` runs with both.
+$(VENV)/.installed-extras: $(VENV)/.installed
+	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed $(LOCK_ARGS) \
+	    -e ".[dev,trl,mujoco]"
 	@touch $@
 
-install-trl: $(VENV)/.installed-trl
+install-extras: $(VENV)/.installed-extras
 
 # ---- the course ----------------------------------------------------------------------------
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/index.ipynb $(LAB_ARGS)
 
 # ---- checks --------------------------------------------------------------------------------
-test: install install-trl lint unit notebooks
+test: install install-extras lint unit notebooks
 	@echo "make test: all checks passed"
 
 lint: install
@@ -74,7 +76,8 @@ readme: install
 	$(PY) -m rlcourse.results --update-readme README.md
 
 # The README's benchmark table: 10 seeds per algorithm (about 15 minutes on 2 cores).
-BENCH_RUNS := dqn:CartPole-v1 reinforce:CartPole-v1 a2c:CartPole-v1 ppo:CartPole-v1 ppo:Acrobot-v1
+BENCH_RUNS := dqn:CartPole-v1 reinforce:CartPole-v1 a2c:CartPole-v1 ppo:CartPole-v1 ppo:Acrobot-v1 \
+              sac:Pendulum-v1 ppo:Pendulum-v1
 bench: install
 	@mkdir -p results/bench
 	@for run in $(BENCH_RUNS); do algo=$${run%%:*}; env=$${run#*:}; \
@@ -111,7 +114,7 @@ ppo-sweep: install
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet "$(TORCH_SPEC)"
-	.venv-lock/bin/pip install --quiet -e ".[dev,trl]"
+	.venv-lock/bin/pip install --quiet -e ".[dev,trl,mujoco]"
 	.venv-lock/bin/python tools/write_constraints.py .venv-lock > $(CONSTRAINTS)
 	rm -rf .venv-lock
 

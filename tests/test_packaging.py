@@ -96,10 +96,11 @@ def test_makefile_installs_pinned_torch_before_the_package():
         assert flag in mk
 
 
-def test_make_test_installs_the_optional_trl_extra():
+def test_make_test_installs_the_optional_extras():
     mk = (ROOT / "Makefile").read_text()
-    assert "trl" in PYPROJECT["project"]["optional-dependencies"]
-    assert re.search(r"^test:.*\binstall-trl\b", mk, re.M)
-    assert re.search(r'^\t.*pip install .*-e "\.\[dev,trl\]"$', mk, re.M)
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "trl" in extras and "mujoco" in extras
+    assert re.search(r"^test:.*\binstall-extras\b", mk, re.M)
+    assert re.search(r'^\t\s*-e "\.\[dev,trl,mujoco\]"$', mk, re.M)
     lab_rule = re.search(r"^lab:(.*)$", mk, re.M).group(1)
-    assert "trl" not in lab_rule  # learners get the course without the optional library
+    assert "extras" not in lab_rule  # learners get the course without the optional libraries
