@@ -69,8 +69,9 @@ print(f"{n_params:,} parameters; Q-values of two CartPole states:\n"
 # **Three ingredients that do not mix well.** Sutton and Barto call the combination of
 # (1) function approximation, (2) bootstrapping (targets built from the current estimates) and
 # (3) off-policy learning (the data come from a different, exploratory policy) the **deadly
-# triad**: with all three, the updates can diverge even on tiny problems, and DQN has all
-# three. Replay and the target network do not remove the triad; they make it less likely to
+# triad**: with all three, the updates can diverge even on tiny problems (notebook 16 proves
+# it on Baird's seven-state counterexample, where linear TD's weights grow without bound), and
+# DQN has all three. Replay and the target network do not remove the triad; they make it less likely to
 # bite. Tabular Q-learning converges, but Q-learning with a neural network has no convergence
 # guarantee and is sensitive to its hyperparameters (section 8 shows the Q-values running
 # away when the target network is removed). Among deep RL methods it is one of the more
@@ -791,7 +792,10 @@ print(f"at {ABL_STEPS:,} env steps (mean over {len(ABL_SEEDS)} seeds): no replay
 #   and keeps growing. The returns need not drop to the random level (compare the seeds
 #   above): a greedy policy only needs the *ordering* of two Q-values to be right, and that
 #   can survive for a while even when their size is absurd. The target moves with every
-#   update, so errors feed on themselves: the deadly triad, measured.
+#   update, so errors feed on themselves: the deadly triad, measured. Notebook 16 shows the
+#   same mechanism where it can be proven: on Baird's counterexample a *linear* value function
+#   trained off-policy with semi-gradient TD diverges, and there a periodically copied target
+#   only slows the growth.
 #   The third panel shows what you would see in a run of your own: the TD error of the
 #   run without a target network grows along with its Q-values (largest values printed above).
 #
