@@ -75,14 +75,18 @@ build-notebooks: install
 readme: install
 	$(PY) -m rlcourse.results --update-readme README.md
 
-# The README's benchmark table: 10 seeds per algorithm (about 15 minutes on 2 cores).
-BENCH_RUNS := dqn:CartPole-v1 reinforce:CartPole-v1 a2c:CartPole-v1 ppo:CartPole-v1 ppo:Acrobot-v1 \
-              sac:Pendulum-v1 ppo:Pendulum-v1
-bench: install
+# The README's benchmark table: 10 seeds per run (about 30 minutes on 2 cores). A run is
+# ALGO:ENV or ALGO:ENV:K, where K stores each seed's training curve every K env steps
+# (notebook 17 plots the Pendulum-v1 curves). The MuJoCo task needs the [mujoco] extra.
+BENCH_RUNS := dqn:CartPole-v1 reinforce:CartPole-v1 a2c:CartPole-v1 ppo:CartPole-v1 \
+              ppo:Acrobot-v1 sac:Pendulum-v1:1000 ppo:Pendulum-v1:5000 \
+              ppo:InvertedPendulum-v5:5000
+bench: install install-extras
 	@mkdir -p results/bench
-	@for run in $(BENCH_RUNS); do algo=$${run%%:*}; env=$${run#*:}; \
-	    echo "bench $$algo $$env"; \
-	    $(PY) -m rlcourse.bench $$algo --env $$env --seeds 10 --json \
+	@for run in $(BENCH_RUNS); do algo=$${run%%:*}; rest=$${run#*:}; env=$${rest%%:*}; \
+	    curve=$$( [ "$$rest" != "$$env" ] && echo "--curve-every $${rest#*:}" ); \
+	    echo "bench $$algo $$env $$curve"; \
+	    $(PY) -m rlcourse.bench $$algo --env $$env --seeds 10 $$curve --json \
 	        > results/bench/$$algo-$$env.json.tmp || exit 1; \
 	    mv results/bench/$$algo-$$env.json.tmp results/bench/$$algo-$$env.json; done
 

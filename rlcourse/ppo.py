@@ -674,6 +674,20 @@ def batch_kl(agent: ActorCritic, batch: Batch) -> float:
         return float(categorical_kl(batch.logits_old, agent.pi(batch.obs)).mean())
 
 
+def _discrete_agent(envs: gym.vector.VectorEnv, cfg: Config, device: str
+                    ) -> tuple[ActorCritic, torch.optim.Optimizer]:
+    """The categorical actor-critic for ``envs`` and its Adam; a clear error for other spaces."""
+    if not isinstance(envs.single_action_space, spaces.Discrete):
+        envs.close()
+        raise TypeError(f"PPO supports Discrete and Box action spaces, got "
+                        f"{type(envs.single_action_space).__name__} ({envs.single_action_space})")
+    obs_dim, n_actions = deeprl.check_env_for("PPO", envs)
+    agent = ActorCritic(obs_dim, n_actions, cfg.hidden).to(device)
+    fused = torch.device(device).type in ("cpu", "cuda")  # one kernel for all parameters
+    opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5, fused=fused)
+    return agent, opt
+
+
 def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
           progress: bool = True, update_fn: Callable[..., dict[str, float]] | None = None,
           **overrides) -> deeprl.TrainResult:
@@ -687,21 +701,19 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
     signature of :func:`update`; None: :func:`update`) lets a notebook train with its own.
     """
     cfg = make_config(**overrides)
-    update_fn = update if update_fn is None else update_fn
-    if not callable(update_fn):
+    if update_fn is not None and not callable(update_fn):
         raise TypeError(f"update_fn must be callable, got {type(update_fn).__name__}")
     started = time.perf_counter()
     torch.manual_seed(seed)
     envs = deeprl.make_vec_env(env_id, cfg.num_envs, seed)
     if isinstance(envs.single_action_space, spaces.Box):  # continuous actions: Gaussian head
+        if update_fn is not None:
+            envs.close()
+            raise TypeError("update_fn plugs into the discrete-action update; Box action spaces "
+                            "train with ppo.update_gaussian")
         return _train_gaussian(env_id, seed, envs, cfg, started, device, progress)
-    if not isinstance(envs.single_action_space, spaces.Discrete):
-        raise TypeError(f"PPO supports Discrete and Box action spaces, got "
-                        f"{type(envs.single_action_space).__name__} ({envs.single_action_space})")
-    obs_dim, n_actions = deeprl.check_env_for("PPO", envs)
-    agent = ActorCritic(obs_dim, n_actions, cfg.hidden).to(device)
-    fused = torch.device(device).type in ("cpu", "cuda")  # one kernel for all parameters
-    opt = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5, fused=fused)
+    update_fn = update if update_fn is None else update_fn
+    agent, opt = _discrete_agent(envs, cfg, device)
     generator = torch.Generator(device=device).manual_seed(seed)
     obs, _ = envs.reset(seed=seed)
     run = _Run(envs, obs, deeprl.StepMask(cfg.num_envs),

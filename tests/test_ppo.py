@@ -632,3 +632,8 @@ def test_train_with_update_fn_is_the_same_run_and_logs_the_diagnostics():
         assert len(ref.history[key]) == 4 and ref.history[key] == mine.history[key]
     with pytest.raises(TypeError, match="update_fn"):
         ppo.train("CartPole-v1", 0, update_fn="update", **kw)
+
+
+def test_update_fn_is_refused_for_box_actions():
+    with pytest.raises(TypeError, match="update_gaussian"):
+        ppo.train("Pendulum-v1", 0, progress=False, total_steps=64, update_fn=ppo.update)

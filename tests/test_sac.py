@@ -122,8 +122,9 @@ def test_replay_buffer_float_actions():
     buf.add(obs, np.array([[0.5, -0.5], [0.1, 0.2]]), np.array([1.0, 2.0]), obs,
             np.array([False, False]), np.array([True, False]), valid=np.array([True, False]))
     assert len(buf) == 1
-    batch = buf.sample(4, np.random.default_rng(0))
-    assert batch["actions"].shape == (4, 2) and np.allclose(batch["actions"], [0.5, -0.5])
+    batch = buf.sample(1, np.random.default_rng(0))  # DQN's buffer refuses more than it holds
+    assert batch["actions"].shape == (1, 2) and np.allclose(batch["actions"], [0.5, -0.5])
+    assert batch["actions"].dtype == torch.float32  # float actions are not cast to DQN's int64
     assert batch["truncated"].all() and not batch["terminated"].any()
 
 
