@@ -451,6 +451,21 @@ print(f"but wall-clock medians of the stored runs (one torch thread each): SAC {
 assert ratio > 2
 
 # %% [markdown]
+# **A MuJoCo task.** The same PPO, with its Gaussian head and its CartPole defaults unchanged,
+# also ran on MuJoCo's `InvertedPendulum-v5` (balance a pole on a cart with a continuous force;
+# 950 is gymnasium's threshold, 1000 the most an episode can score). MuJoCo is an optional
+# extra (`pip install -e ".[mujoco]"`); the stored benchmark needs no MuJoCo to be read:
+
+# %%
+mj = rlcourse.results.load_bench("ppo", "InvertedPendulum-v5")
+mj_evals = [r["eval_mean_return"] for r in mj["seeds"]]
+print(f"PPO on InvertedPendulum-v5: solved {sum(r['solved'] for r in mj['seeds'])}/"
+      f"{len(mj['seeds'])} seeds, median {mj['median_steps_to_solve']:,.0f} env steps "
+      f"({mj['median_seconds_to_solve']:.0f} s); greedy evaluation {min(mj_evals):.0f} to "
+      f"{max(mj_evals):.0f}")
+assert mj["solved_fraction"] >= 0.9 and min(mj_evals) >= 950
+
+# %% [markdown]
 # ### PPO or SAC?
 #
 # The plot measures **sample efficiency**: SAC reuses every transition for many gradient steps
