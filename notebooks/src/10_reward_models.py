@@ -379,13 +379,20 @@ def by_mistake(rm):
 
 
 by_kind = by_mistake(reward_model)
-assert by_kind["synthetic", "wrong length"] > by_kind["synthetic", "forgotten carry"] + 0.2
+synthetic_kinds = {kind: v for (name, kind), v in by_kind.items() if name == "synthetic"}
+print(f"easiest contrast for this RM: {max(synthetic_kinds, key=synthetic_kinds.get)}")
+assert max(synthetic_kinds, key=synthetic_kinds.get) == "wrong length"
 
 # %% [markdown]
-# The reward model is best on the easiest contrast, a synthetic answer of the wrong length, and
-# close to a coin flip on the forgotten carry, which is exactly the mistake the SFT model
-# makes. On the SFT model's own samples it is therefore little better than chance, although
-# its accuracy on the synthetic test set looks respectable.
+# The reward model is best on the easiest contrast, a synthetic answer of the wrong length.
+# The forgotten carry, exactly the mistake the SFT model makes, is the contrast it learns
+# last, and after only 250 steps a run can be anywhere on that climb: the curves in the next
+# section start near a coin flip and rise over hundreds of steps, and where a given 250-step
+# run stands depends on small things, down to the floating-point rounding of the processor
+# (the same code and seed was near a coin flip on the forgotten carry on one machine and
+# well above it on another). Read the carry accuracy printed above for what your run learned;
+# wherever it is low, the RM is little better than chance on the SFT model's own samples,
+# however respectable its accuracy on the synthetic test set looks.
 #
 # ### Training longer: the course reward model
 # The course RM is the same recipe trained for `cfg.steps` steps instead of `LIVE_STEPS`. That
