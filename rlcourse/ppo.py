@@ -11,6 +11,7 @@ difference, the natural gradient of a softmax); and the PPO agent for gymnasium 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -720,13 +721,28 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
                deeprl.EpisodeTracker(cfg.num_envs, deeprl.env_spec(env_id).reward_threshold),
                started)
     history: dict[str, list[float]] = {}
+    _update_loop(agent, opt, run, cfg, generator, device, collect_rollout, update_fn, history,
+                 desc=f"PPO {env_id}", progress=progress)
+    return _result(env_id, seed, run, agent, history)
+
+
+def _update_loop(agent: nn.Module, opt: torch.optim.Optimizer, run: _Run, cfg: Config,
+                 generator: torch.Generator, device: str, collect: Callable[..., Rollout],
+                 update_fn: Callable[..., dict[str, float]], history: dict[str, list[float]],
+                 desc: str, progress: bool) -> None:
+    """PPO's outer loop, shared by both action types: collect, GAE, update, log, stop.
+
+    Appends to ``history`` one entry per update: the update's statistics, the critic's
+    ``explained_variance`` on the rollout (before the update), ``step``, ``running_mean``,
+    ``beta`` and ``lr``. Closes the envs at the end.
+    """
     beta = cfg.beta_init
-    with tqdm(total=cfg.total_steps, disable=not progress, desc=f"PPO {env_id}") as bar:
+    with tqdm(total=cfg.total_steps, disable=not progress, desc=desc) as bar:
         while run.steps < cfg.total_steps:
             if cfg.anneal_lr:
                 horizon = cfg.anneal_steps or cfg.total_steps
                 opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1 - run.steps / horizon)
-            ro = collect_rollout(agent, run, cfg.rollout_steps, generator, device)
+            ro = collect(agent, run, cfg.rollout_steps, generator, device)
             adv, targets = advantages_and_targets(ro, cfg.gamma, cfg.lam)
             ev = explained_variance(ro.values[ro.valid], targets[ro.valid])
             stats = dict(update_fn(agent, opt, ro, adv, targets, cfg, generator, beta))
@@ -742,12 +758,17 @@ def train(env_id: str = "CartPole-v1", seed: int = 0, *, device: str = "cpu",
             if (cfg.stop_when_solved and run.solved_at is not None
                     and run.steps >= run.solved_at + cfg.post_solve_steps):
                 break
-    envs.close()
+    run.envs.close()
+
+
+def _result(env_id: str, seed: int, run: _Run, agent: nn.Module,
+            history: dict[str, list[float]]) -> deeprl.TrainResult:
+    """The :class:`deeprl.TrainResult` of a finished run."""
     return deeprl.TrainResult(
         algo="ppo", env_id=env_id, seed=seed, solved=run.solved_at is not None,
         steps_to_solve=run.solved_at, seconds_to_solve=run.solved_seconds,
-        total_steps=run.steps, seconds=time.perf_counter() - started, act=agent.act_greedy,
-        episode_returns=list(run.tracker.returns), history=history)
+        total_steps=run.steps, seconds=time.perf_counter() - run.started,
+        act=agent.act_greedy, episode_returns=list(run.tracker.returns), history=history)
 
 
 # ---- continuous actions (Box): a Gaussian head on the same losses, GAE and schedule ---------
@@ -905,30 +926,7 @@ def _train_gaussian(env_id: str, seed: int, envs: gym.vector.VectorEnv, cfg: Con
     run = _Run(envs, obs, deeprl.StepMask(cfg.num_envs),
                deeprl.EpisodeTracker(cfg.num_envs, continuous.reward_target(env_id)), started)
     history: dict[str, list[float]] = {"episode_end_step": []}
-    beta = cfg.beta_init
-    with tqdm(total=cfg.total_steps, disable=not progress, desc=f"PPO {env_id}") as bar:
-        while run.steps < cfg.total_steps:
-            if cfg.anneal_lr:
-                horizon = cfg.anneal_steps or cfg.total_steps
-                opt.param_groups[0]["lr"] = cfg.lr * max(0.0, 1 - run.steps / horizon)
-            ro = collect_rollout_gaussian(agent, run, cfg.rollout_steps, generator, device,
-                                          history["episode_end_step"])
-            adv, targets = advantages_and_targets(ro, cfg.gamma, cfg.lam)
-            stats = update_gaussian(agent, opt, ro, adv, targets, cfg, generator, beta)
-            stats.update(step=run.steps, running_mean=run.tracker.running_mean, beta=beta,
-                         lr=opt.param_groups[0]["lr"])
-            for key, val in stats.items():
-                history.setdefault(key, []).append(float(val))
-            if cfg.objective == "kl_penalty":
-                beta = adaptive_kl_beta(beta, stats["kl"], cfg.kl_target)
-            bar.update(cfg.num_envs * cfg.rollout_steps)
-            bar.set_postfix(mean_return=f"{run.tracker.running_mean:.1f}")
-            if (cfg.stop_when_solved and run.solved_at is not None
-                    and run.steps >= run.solved_at + cfg.post_solve_steps):
-                break
-    envs.close()
-    return deeprl.TrainResult(
-        algo="ppo", env_id=env_id, seed=seed, solved=run.solved_at is not None,
-        steps_to_solve=run.solved_at, seconds_to_solve=run.solved_seconds,
-        total_steps=run.steps, seconds=time.perf_counter() - started, act=agent.act_greedy,
-        episode_returns=list(run.tracker.returns), history=history)
+    collect = functools.partial(collect_rollout_gaussian, episode_ends=history["episode_end_step"])
+    _update_loop(agent, opt, run, cfg, generator, device, collect, update_gaussian, history,
+                 desc=f"PPO {env_id}", progress=progress)
+    return _result(env_id, seed, run, agent, history)
