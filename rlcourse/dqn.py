@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -289,18 +290,24 @@ class Config:
         for name in ("num_envs", "total_steps", "buffer_size", "batch_size", "eps_decay_steps",
                      "grad_steps", "target_update", "log_every"):
             check_positive_int(getattr(self, name), name)
-        if not isinstance(self.learning_starts, int) or self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be an int >= 0, got {self.learning_starts!r}")
-        check_gamma(self.gamma)
-        check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
+        check_replay_config(self)
         check_in_range(self.eps_start, "eps_start", 0.0, 1.0)
         check_in_range(self.eps_end, "eps_end", 0.0, 1.0)
         check_in_range(self.max_grad_norm, "max_grad_norm", 0.0, np.inf, low_open=True)
-        if not self.hidden or any(check_positive_int(h, "hidden") < 1 for h in self.hidden):
-            raise ValueError(f"hidden must list positive layer widths, got {self.hidden!r}")
-        if self.buffer_size < self.num_envs:
-            raise ValueError(f"buffer_size ({self.buffer_size}) must be >= num_envs "
-                             f"({self.num_envs})")
+
+
+def check_replay_config(cfg: Any) -> None:
+    """Checks shared by the replay-based configs (DQN, SAC): ``learning_starts``, ``gamma``,
+    ``lr``, ``hidden`` and ``buffer_size`` against ``num_envs``; a clear ``ValueError``."""
+    if not isinstance(cfg.learning_starts, int) or cfg.learning_starts < 0:
+        raise ValueError(f"learning_starts must be an int >= 0, got {cfg.learning_starts!r}")
+    check_gamma(cfg.gamma)
+    check_in_range(cfg.lr, "lr", 0.0, 1.0, low_open=True)
+    if not cfg.hidden or any(check_positive_int(h, "hidden") < 1 for h in cfg.hidden):
+        raise ValueError(f"hidden must list positive layer widths, got {cfg.hidden!r}")
+    if cfg.buffer_size < cfg.num_envs:
+        raise ValueError(f"buffer_size ({cfg.buffer_size}) must be >= num_envs "
+                         f"({cfg.num_envs})")
 
 
 def make_config(**overrides) -> Config:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from rlcourse import continuous, deeprl, dqn, wider
-from rlcourse.validation import check_gamma, check_in_range, check_positive_int
+from rlcourse.validation import check_in_range, check_positive_int
 
 Tensor = torch.Tensor
 
@@ -148,17 +148,9 @@ class Config:
         for name in ("num_envs", "total_steps", "buffer_size", "batch_size", "grad_steps",
                      "log_every"):
             check_positive_int(getattr(self, name), name)
-        if not isinstance(self.learning_starts, int) or self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be an int >= 0, got {self.learning_starts!r}")
-        check_gamma(self.gamma)
+        dqn.check_replay_config(self)
         check_in_range(self.tau, "tau", 0.0, 1.0, low_open=True)
-        check_in_range(self.lr, "lr", 0.0, 1.0, low_open=True)
         check_in_range(self.alpha_init, "alpha_init", 0.0, math.inf, low_open=True)
-        if not self.hidden or any(check_positive_int(h, "hidden") < 1 for h in self.hidden):
-            raise ValueError(f"hidden must list positive layer widths, got {self.hidden!r}")
-        if self.buffer_size < self.num_envs:
-            raise ValueError(f"buffer_size ({self.buffer_size}) must be >= num_envs "
-                             f"({self.num_envs})")
 
 
 def make_config(**overrides) -> Config:
