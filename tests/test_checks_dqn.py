@@ -30,6 +30,16 @@ def eps_exponential(step, start, end, decay_steps):
     return end + (start - end) * 0.01 ** (step / decay_steps)
 
 
+def eps_never_decays(step, start, end, decay_steps):
+    """Epsilon stays at `start`: the agent explores at random for the whole run."""
+    return start
+
+
+def eps_decays_to_zero(step, start, end, decay_steps):
+    """Ignores `end` and decays to 0: no exploration at all once the decay is over."""
+    return start * max(1.0 - step / decay_steps, 0.0)
+
+
 # ---- td_target -----------------------------------------------------------------------------
 
 
@@ -363,7 +373,8 @@ def test_the_update_check_crosses_sync_boundaries():
 WRONG_ANSWERS = {
     "dqn.epsilon_schedule": {"never-reaches-end": eps_never_reaches_end,
                              "off-by-one": eps_off_by_one, "not-clamped": eps_not_clamped,
-                             "exponential": eps_exponential},
+                             "exponential": eps_exponential, "never-decays": eps_never_decays,
+                             "decays-to-zero": eps_decays_to_zero},
     "dqn.td_target": {"no-mask": td_no_mask, "masks-on-done": td_masks_on_done,
                       "masks-on-truncated": td_masks_on_truncated,
                       "gamma-outside": td_gamma_outside, "mean-not-max": td_mean_not_max},
