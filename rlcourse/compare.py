@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -213,9 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     report = compare(args.env, args.seeds, algos, args.first_seed)
     text = json.dumps(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    if args.out:  # written to a temporary file first: a stopped run leaves the old file intact
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, out)
     else:
         print(text)
     return 0

@@ -96,3 +96,14 @@ def test_stored_comparison_has_every_algorithm_and_seed():
     assert len(report["runs"]) == len(report["algos"]) * report["seeds"]
     for r in report["runs"]:
         assert len(r["steps"]) == len(r["returns"]) == len(r["cpu_seconds"]) > 20
+
+
+def test_main_writes_out_file_through_a_temporary(tmp_path):
+    from rlcourse import probes
+
+    out = tmp_path / "sub" / "probe.json"
+    assert compare.main(["--env", probes.PROBE_IDS["constant"], "--algos", "ppo",
+                         "--seeds", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["algos"] == ["ppo"] and len(report["runs"]) == 1
+    assert not list(out.parent.glob("*.tmp"))
