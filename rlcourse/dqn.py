@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -458,9 +459,20 @@ def _collect(envs, run: _Run) -> None:
         actions = run.q_net(obs_t).argmax(dim=1).cpu().numpy()
     explore = run.rng.random(n) < eps
     actions = np.where(explore, run.rng.integers(0, envs.single_action_space.n, n), actions)
-    next_obs, r, term, trunc, _ = envs.step(actions)
+    record_step(run, envs, actions, actions, n)
+
+
+def record_step(run: Any, envs: gym.vector.VectorEnv, env_actions: np.ndarray,
+                stored_actions: np.ndarray, n: int) -> None:
+    """Step ``envs``, store the valid transitions in ``run.buffer`` and update the episode
+    bookkeeping (tracker, ``episode_end_step``, first solve) shared by DQN and SAC.
+
+    ``run`` has ``obs``, ``step_mask``, ``buffer``, ``tracker``, ``steps``, ``history``,
+    ``steps_to_solve``, ``seconds_to_solve`` and ``started``; ``n`` is the number of sub-envs.
+    """
+    next_obs, r, term, trunc, _ = envs.step(env_actions)
     valid = run.step_mask.step(term, trunc)
-    run.buffer.add(run.obs, actions, r, next_obs, term, trunc, valid)
+    run.buffer.add(run.obs, stored_actions, r, next_obs, term, trunc, valid)
     n_before = len(run.tracker.returns)
     run.tracker.update(r, term, trunc, valid)
     run.steps += n

@@ -201,17 +201,7 @@ def _collect(envs, run: _Run) -> None:
             obs_t = torch.as_tensor(run.obs, dtype=torch.float32, device=run.device)
             squashed = run.actor.sample(obs_t, run.generator)[0].cpu().numpy()
     env_action = run.low + 0.5 * (squashed + 1.0) * (run.high - run.low)
-    next_obs, r, term, trunc, _ = envs.step(env_action)
-    valid = run.step_mask.step(term, trunc)
-    run.buffer.add(run.obs, squashed, r, next_obs, term, trunc, valid)
-    n_before = len(run.tracker.returns)
-    run.tracker.update(r, term, trunc, valid)
-    run.steps += n
-    run.history["episode_end_step"] += [run.steps] * (len(run.tracker.returns) - n_before)
-    if run.steps_to_solve is None and run.tracker.solved:
-        run.steps_to_solve = run.steps
-        run.seconds_to_solve = time.perf_counter() - run.started
-    run.obs = next_obs
+    dqn.record_step(run, envs, env_action, squashed, n)
 
 
 def _opt_step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
